@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench <name> [--quick] [--threads N]`, ours against the reference in one run."""
