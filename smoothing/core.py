@@ -6,12 +6,14 @@ for stability (the maximum is subtracted before exponentiating).
 
 Conventions for a row whose entries are all -inf (nothing to choose from, e.g. a fully masked
 attention row): logsumexp is -inf, softmax is all zeros and log_softmax is all -inf. No NaN is
-produced and no floating-point warning is raised.
+produced and no floating-point warning is raised. A row holding NaN or +inf has no meaningful smooth
+maximum and is refused with a ValueError.
 """
 import numpy as np
 
-# Rows are processed in blocks of about this many elements so the exp buffer stays in cache.
-_BLOCK_ELEMS = 1 << 16
+# Rows are processed in blocks of about this many elements (512 KiB of float32, one core's L2 cache):
+# big enough that per-block Python overhead is small, small enough that the block stays cached.
+_BLOCK_ELEMS = 1 << 17
 
 
 def get_xp(*arrays):
@@ -72,32 +74,43 @@ def _row_blocks(n_rows, row_len):
 def _lse_last_axis(x2d, temperature, want_softmax):
     """Row-wise T * log sum exp(x / T) of a C-contiguous (R, n) array, optionally with softmax rows.
 
-    Works block by block: max, subtract, scale, exp and sum all touch a cache-resident buffer.
-    Returns (lse (R,), p (R, n) or None).
+    Works block by block so that max, subtract, scale, exp, sum and rescale all touch a buffer that
+    stays in the L2 cache; per block there are only a handful of NumPy calls, because with 4096-long
+    rows a block is just 16 rows and Python overhead per block would otherwise show.
+    Returns (lse (R,), p (R, n) or None). ValueError if a row holds NaN or +inf.
     """
     xp = get_xp(x2d)
     R, n = x2d.shape
-    lse = xp.empty(R, dtype=x2d.dtype)
+    row_max = xp.empty((R, 1), dtype=x2d.dtype)
+    row_sum = xp.empty((R, 1), dtype=x2d.dtype)
     p = xp.empty_like(x2d) if want_softmax else None
+    scratch = None if want_softmax else xp.empty_like(x2d[:max(1, _BLOCK_ELEMS // max(1, n))])
     inv_t = x2d.dtype.type(1.0 / temperature)
-    for rows in ([slice(0, R)] if xp is not np else _row_blocks(R, n)):
-        xb = x2d[rows]
-        m = xb.max(axis=1, keepdims=True)                       # (r, 1)
-        # an all -inf row has m = -inf; shifting by 0 instead keeps exp(-inf) = 0, not NaN
-        m[~xp.isfinite(m)] = 0.0
-        buf = p[rows] if want_softmax else xp.empty_like(xb)
-        xp.subtract(xb, m, out=buf)
-        if inv_t != 1.0:
-            buf *= inv_t
-        xp.exp(buf, out=buf)
-        s = buf.sum(axis=1, keepdims=True)                      # (r, 1), >= 1 unless the row is all -inf
-        if want_softmax:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                scale = xp.where(s > 0, 1.0 / s, 0.0).astype(x2d.dtype)
-            buf *= scale
-        with np.errstate(divide="ignore"):
-            lse[rows] = (m + temperature * xp.log(s))[:, 0]
-    return lse, p
+    blocks = [slice(0, R)] if xp is not np else _row_blocks(R, n)
+    # NaN / +inf rows are detected after the loop (from row_max) and refused; until then their
+    # arithmetic may produce inf * 0, which must not turn into a warning first.
+    with np.errstate(invalid="ignore", over="ignore"):
+        for rows in blocks:
+            xb = x2d[rows]
+            m = row_max[rows]
+            xb.max(axis=1, keepdims=True, out=m)                  # (r, 1)
+            buf = p[rows] if want_softmax else scratch[:xb.shape[0]]
+            # an all -inf row has m = -inf; shifting it by 0 instead keeps exp(-inf) = 0, not NaN
+            xp.subtract(xb, xp.where(m == -xp.inf, 0, m), out=buf)
+            if inv_t != 1.0:
+                buf *= inv_t
+            xp.exp(buf, out=buf)                                  # entries in [0, 1]
+            s = row_sum[rows]
+            buf.sum(axis=1, keepdims=True, out=s)                 # >= 1 unless the row is all -inf
+            if want_softmax:
+                # all -inf row: s = 0, use 1 / inf = 0 so the row stays all zeros
+                buf *= xp.reciprocal(xp.where(s == 0, xp.inf, s))
+    bad = ~(row_max < xp.inf)                                     # NaN or +inf somewhere in the row
+    if bad.any():
+        raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {R} rows)")
+    with np.errstate(divide="ignore"):                            # log(0) = -inf for all -inf rows
+        lse = (xp.where(row_max == -xp.inf, 0, row_max) + temperature * xp.log(row_sum))[:, 0]
+    return lse.astype(x2d.dtype, copy=False), p
 
 
 def _to_rows(x, axis):
