@@ -1,0 +1,121 @@
+"""A neural energy U(x) = MLP(x), built from the small networks of `gan`, and its two gradients.
+
+    U(x) = W2^T act(W1^T act(W0^T x + b0) + b1) + b2       x: (B, D) -> U: (B,)
+
+The activation is smooth (Swish by default): Langevin dynamics follows dU/dx, and a ReLU network
+has a piecewise-constant input gradient. Optional spectral normalisation bounds each layer's
+Lipschitz constant (IGEBM trains with it). Training needs dU/dparams (`energy_backward`, which is
+gan's `mlp_backward`); sampling needs only dU/dx (`energy_input_grad` walks the same cache and
+skips the weight gradients, which would double the work of every Langevin step).
+"""
+import numpy as np
+
+from gan.mlp import mlp_backward, mlp_forward, mlp_init
+from gan.nn import ACTIVATIONS, spectral_norm_forward
+from smoothing import get_xp
+
+
+def neural_energy_init(rng, dim=2, hidden=(128, 128), spectral_norm=False, dtype=np.float64):
+    """Parameters of an MLP energy with widths [dim, *hidden, 1].
+
+    Returns (params {"W0", "b0", ...}, state {"u0", ...} or {} without spectral norm).
+    """
+    params, state = mlp_init([int(dim), *[int(h) for h in hidden], 1], rng, spectral_norm=spectral_norm)
+    return ({k: v.astype(dtype) for k, v in params.items()},
+            {k: v.astype(dtype) for k, v in state.items()})
+
+
+def _dim(params):
+    return params["W0"].shape[0]
+
+
+def energy_forward(params, x, state=None, activation="swish"):
+    """U(x) for a batch.
+
+    x: (B, D)   returns (U (B,), cache); cache["state"] holds the updated power-iteration vectors.
+    """
+    D = _dim(params)
+    if not hasattr(x, "ndim") or x.ndim != 2 or x.shape[1] != D:
+        raise ValueError(f"x must have shape (B, {D}), got {getattr(x, 'shape', type(x).__name__)}")
+    out, cache = mlp_forward(params, x, activation=activation, state=state)   # (B, 1)
+    return out[:, 0], cache
+
+
+def energy_backward(dU, cache):
+    """dU: (B,) gradient of a loss with respect to U -> (dx (B, D), grads with params' keys)."""
+    return mlp_backward(dU[:, None], cache)
+
+
+def energy_input_grad(dU, cache):
+    """The dx half of energy_backward: dU (B,) -> dx (B, D), no weight gradients.
+
+    Each layer was h_out = act(h_in @ W + b) (the last without act): going back,
+    dh <- act_backward(dh), then dh <- dh @ W.T, the same lines as gan's linear_backward.
+    """
+    dh = dU[:, None]                                               # (B, 1)
+    for _sn_cache, (_h_in, W), act, act_cache in reversed(cache["layers"]):
+        if act is not None:
+            dh = ACTIVATIONS[act][1](dh, act_cache)                # (B, H)
+        dh = dh @ W.T                                              # forward was: h_in @ W + b
+    return dh
+
+
+def swish_energy_and_input_grad(weights, biases, x):
+    """U(x) and dU/dx of a Swish MLP in one pass down and one back, fusing what the pairs split.
+
+    weights: [W0 (D, H), ..., Wn (H, 1)]   biases: [b0 (H,), ..., bn (1,)]   x: (B, D)
+    returns U: (B,), dU/dx: (B, D); the same numbers as energy_forward + energy_input_grad with
+    activation="swish" (tested), with fewer passes over (B, H) arrays:
+      s = sigmoid(z) = 1/2 + tanh(z / 2) / 2       (one transcendental, cannot overflow)
+      a = z * s,   dswish/dz = s + z s (1 - s) = s + a - a s
+      the last layer has one output, so dU/da_last = Wn[:, 0] for every chain (no matmul).
+    Sampling is dominated by these elementwise passes, hence the in-place arithmetic.
+    """
+    xp = get_xp(x)
+    h, saved = x, []
+    for W, b in zip(weights[:-1], biases[:-1]):
+        z = h @ W                                                  # (B, H)
+        z += b
+        s = xp.multiply(z, 0.5)
+        xp.tanh(s, out=s)
+        s *= 0.5
+        s += 0.5                                                   # sigmoid(z)
+        z *= s                                                     # a = swish(z), in z's buffer
+        saved.append((s, z))
+        h = z
+    U = (h @ weights[-1])[:, 0] + biases[-1][0]                    # (B,)
+    dh = weights[-1][:, 0]                                         # dU/da_last, the same for all B
+    for (s, a), W in zip(reversed(saved), reversed(weights[:-1])):
+        dz = a * s
+        xp.subtract(a, dz, out=dz)
+        dz += s                                                    # dswish/dz = s + a - a s
+        dz *= dh                                                   # (B, H)
+        dh = dz @ W.T                                              # forward was: z = h @ W + b
+    if not saved:                                                  # a linear energy: dU/dx = W0[:, 0]
+        dh = xp.broadcast_to(dh, x.shape).copy()
+    return U, dh
+
+
+def neural_energy(params, state=None, activation="swish", fused=True):
+    """The callable a sampler takes: x (B, D) -> (U (B,), dU/dx (B, D)), at the parameters of now.
+
+    With spectral norm every layer uses W / sigma(W) from the given `state` on every call (one fixed
+    energy for the whole chain). fused=True (Swish only) runs swish_energy_and_input_grad; otherwise
+    gan's mlp_forward and energy_input_grad, the plain pairs.
+    """
+    D, n = _dim(params), len(params) // 2
+    if fused and activation == "swish":
+        weights = [params[f"W{i}"] for i in range(n)]
+        if state:
+            weights = [spectral_norm_forward(W, state[f"u{i}"])[0] for i, W in enumerate(weights)]
+        biases = [params[f"b{i}"] for i in range(n)]
+
+    def energy(x):
+        if not hasattr(x, "ndim") or x.ndim != 2 or x.shape[1] != D:
+            raise ValueError(f"x must have shape (B, {D}), got {getattr(x, 'shape', type(x).__name__)}")
+        if fused and activation == "swish":
+            return swish_energy_and_input_grad(weights, biases, x)
+        U, cache = energy_forward(params, x, state, activation)
+        # upstream gradient dU/dU = 1 for every chain makes dx the input gradient
+        return U, energy_input_grad(get_xp(U).ones_like(U), cache)
+    return energy
