@@ -1,1 +1,16 @@
-"""BERT in NumPy with hand-written backward passes (work in progress: see the project's issues)."""
+"""BERT in NumPy with hand-written backward passes, matching Hugging Face to float precision.
+
+Read in this order: config.py, layers.py, masks.py, attention.py, model.py, heads.py,
+safetensors.py, checkpoint.py (see README.md).
+"""
+from .config import BertConfig
+from .layers import (dropout_backward, dropout_forward, erf, gelu_backward, gelu_forward,
+                     layernorm_backward, layernorm_forward, linear_backward, linear_forward)
+from .masks import causal_mask, padding_mask, seq2seq_mask
+from .attention import attention_backward, attention_forward, merge_heads, split_heads
+from .model import (as_attention_mask, bert_backward, bert_forward, embeddings_backward,
+                    embeddings_forward, encoder_layer_backward, encoder_layer_forward,
+                    encoder_param_shapes, init_params)
+from .heads import (head_param_shapes, masked_cross_entropy_backward, masked_cross_entropy_forward,
+                    mlm_head_backward, mlm_head_forward, model_backward, model_forward,
+                    pooler_backward, pooler_forward)
