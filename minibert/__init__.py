@@ -14,3 +14,5 @@ from .model import (as_attention_mask, bert_backward, bert_forward, embeddings_b
 from .heads import (head_param_shapes, masked_cross_entropy_backward, masked_cross_entropy_forward,
                     mlm_head_backward, mlm_head_forward, model_backward, model_forward,
                     pooler_backward, pooler_forward)
+from .safetensors import read_safetensors, write_safetensors
+from .checkpoint import TRANSPOSED, load_pretrained, save_pretrained
