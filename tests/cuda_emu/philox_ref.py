@@ -36,6 +36,13 @@ def philox4x64_10(counter, key):
     return np.stack(c, axis=1)
 
 
+def key_words(key):
+    """(2,) uint64 key words from an int in [0, 2^128) (low word first, as NumPy) or two words."""
+    if isinstance(key, (int, np.integer)):
+        return np.array([int(key) & ((1 << 64) - 1), int(key) >> 64], dtype=np.uint64)
+    return np.array([int(k) for k in key], dtype=np.uint64)
+
+
 def stream_counters(counter, n_blocks):
     """The counters of blocks 0..n_blocks-1 of np.random.Philox(counter=counter): counter + 1 + j."""
     start = sum(int(w) << (64 * i) for i, w in enumerate(counter))
@@ -48,8 +55,8 @@ def stream_counters(counter, n_blocks):
 
 def stream_words32(key, counter, n_blocks):
     """(n_blocks, 8) uint32: each block's four 64-bit words split low half first."""
-    raw = philox4x64_10(stream_counters(counter, n_blocks), np.asarray(key, dtype=np.uint64))
-    return raw.view(np.uint32).reshape(n_blocks, 8) if raw.dtype.byteorder in "=<" else None
+    raw = philox4x64_10(stream_counters(counter, n_blocks), key_words(key))
+    return raw.view(np.uint32).reshape(n_blocks, 8)   # little-endian: low half first
 
 
 def words_for_rows(key, c1_values, c2, n_blocks):
@@ -61,7 +68,7 @@ def words_for_rows(key, c1_values, c2, n_blocks):
     counters[:, :, 0] = j[None, :]
     counters[:, :, 1] = c1[:, None]
     counters[:, :, 2] = np.uint64(c2)
-    raw = philox4x64_10(counters.reshape(-1, 4), np.asarray(key, dtype=np.uint64))
+    raw = philox4x64_10(counters.reshape(-1, 4), key_words(key))
     return raw.view(np.uint32).reshape(R, n_blocks, 8)
 
 
