@@ -86,7 +86,7 @@ class BertConfig:
                              "add_cross_attention); only the BERT encoder is supported")
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in d.items() if k in known}
-        extra = {k: v for k, v in d.items() if k not in known}
+        extra = {k: v for k, v in d.items() if k not in known and k != "model_type"}
         return cls(**kwargs, extra=extra)
 
     def to_dict(self):
