@@ -91,10 +91,11 @@ def soft_topk_sigmoid_forward(x, k, axis=-1, temperature=1.0, max_iter=200):
     <= k respectively, until the bracket is a few ulps wide.
     Bounds (derived): 0 < p < 1; sum p = k up to round-off; and with gap = x_(k) - x_(k+1) (sorted
     decreasingly), sum |p - topk| <= 2 * max(k, n - k) * sigmoid(-gap / (2T)) <= 2 max(k, n-k) e^(-gap/2T).
+    Round-off: sum p - k is of order n * eps * |x - max x| / T (large when T is tiny and x spread out).
     """
     x, k, ax, t = _prep(x, k, axis, temperature)
     xp = get_xp(x)
-    z = x / t
+    z = (x - x.max(axis=-1, keepdims=True)) / t                     # shift-invariant; keeps z small
     n = z.shape[-1]
     shift = math.log(k / (n - k))                                   # logit(k / n)
     lo = z.min(axis=-1, keepdims=True) - shift                      # (..., 1): sum >= k here
@@ -138,12 +139,12 @@ def soft_topk_exp_forward(x, k, axis=-1, temperature=1.0):
         lam_m = log sum_{i >= m} exp(z_(i)) - log(k - m),
     and m is the smallest of 0..k-1 with z_(m) <= lam_m. At k = 1: m = 0, lam = logsumexp(z), p = softmax.
     x: any shape, finite floats     k: int, 1 <= k < n     returns (p, cache), p shaped like x
-    Bounds (derived): 0 < p <= 1, sum p = k; with gap = x_(k-1) - x_(k) (0-based, decreasing order),
+    Bounds (derived): 0 < p <= 1, sum p = k (up to n * eps * |x - max x| / T); with gap = x_(k-1) - x_(k) (0-based, decreasing order),
     sum |p - topk| <= 2 * (n - k) * exp(-gap / T) (lam > z_(k-1) because the sum would exceed k otherwise).
     """
     x, k, ax, t = _prep(x, k, axis, temperature)
     xp = get_xp(x)
-    z = x / t
+    z = (x - x.max(axis=-1, keepdims=True)) / t                     # shift-invariant; keeps z small
     zs = -xp.sort(-z, axis=-1)                                      # (..., n), decreasing
     # suffix logsumexp: tail[..., m] = log sum_{i >= m} exp(zs_i)
     tail = xp.flip(np.logaddexp.accumulate(xp.flip(zs, axis=-1), axis=-1) if xp is np
