@@ -49,7 +49,7 @@ def parse_header(header_bytes, data_size, path="<bytes>"):
             raise ValueError(f"{where}: entry must be an object with exactly dtype, shape, "
                              f"data_offsets; got {info!r:.200}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPES:
             raise ValueError(f"{where}: dtype {code!r:.50} is not one of {sorted(DTYPES)}")
         if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
             raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r:.200}")
