@@ -1,0 +1,194 @@
+"""MLM pretraining from scratch, with checkpoints that resume exactly.
+
+    python -m minibert.pretrain                       # the demo corpus that ships with the package
+    python -m minibert.pretrain --corpus lines.txt --vocab vocab.txt --out runs/mine --resume
+    python -m minibert.pretrain --quick               # the same pipeline in well under a minute
+
+The corpus (one text per line) is tokenized and packed once; every micro-batch then draws fresh
+whole-word masks. Training is deterministic given --seed: the data order of epoch e comes from
+Generator([seed, e]), and masks and dropout come from one Generator whose state is saved with every
+checkpoint, together with the weights, Adam moments, EMA, step and data position. A run killed at any
+moment and restarted with --resume ends with the same weights, bit for bit, as a run never stopped.
+Progress goes to stderr; the last line of stdout is one JSON object.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .config import BertConfig
+from .demo_corpus import demo_lines, demo_vocab
+from .mlm import jieba_segmenter, line_to_pieces, mlm_forward_backward, pack_lines, whole_word_mask
+from .model import init_params
+from .optim import EMA, AdamW, GradientAccumulator
+from .tokenizer import Tokenizer
+from .train_state import load_train_state, save_train_state
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m minibert.pretrain", description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", help="text file, one text per line (default: the generated demo corpus)")
+    ap.add_argument("--vocab", help="vocab.txt (default: the demo vocabulary; required with --corpus)")
+    ap.add_argument("--out", help="run directory for checkpoints (default: none are written)")
+    ap.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    ap.add_argument("--steps", type=int, default=1200, help="optimizer updates")
+    ap.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch")
+    ap.add_argument("--accum", type=int, default=1, help="micro-batches per update")
+    ap.add_argument("--maxlen", type=int, default=64, help="tokens per packed row")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--intermediate", type=int, default=512)
+    ap.add_argument("--optimizer", default="adamw", help="adamw or lamb")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--clip", type=float, default=1.0, help="global gradient-norm limit (0: none)")
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: no EMA)")
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--mask-rate", type=float, default=0.15)
+    ap.add_argument("--save-every", type=int, default=200, help="checkpoint every N updates")
+    ap.add_argument("--eval-every", type=int, default=100, help="held-out MLM accuracy every N updates")
+    ap.add_argument("--lines", type=int, default=4000, help="demo corpus size")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="small model and 150 updates")
+    return ap
+
+
+def load_corpus(args):
+    """Lines of text and the tokenizer; ValueError for an empty corpus or a missing vocabulary."""
+    if args.corpus is None:
+        return demo_lines(args.lines, args.seed), Tokenizer(demo_vocab())
+    if args.vocab is None:
+        raise ValueError("--vocab is required with --corpus (a vocab.txt that covers the corpus)")
+    if not os.path.isfile(args.corpus):
+        raise FileNotFoundError(f"--corpus file not found: {args.corpus}")
+    with open(args.corpus, encoding="utf-8") as f:
+        lines = [ln.strip() for ln in f if ln.strip()]
+    if not lines:
+        raise ValueError(f"--corpus {args.corpus} is empty (no non-blank lines)")
+    return lines, Tokenizer(args.vocab)
+
+
+def prepare(args):
+    """Everything a run is made of: config, packed rows, held-out rows, optimizer options, fingerprint."""
+    if args.optimizer not in ("adamw", "lamb"):
+        raise ValueError(f"--optimizer must be 'adamw' or 'lamb', got {args.optimizer!r}")
+    lines, tok = load_corpus(args)
+    config = BertConfig(vocab_size=len(tok.id_to_token), hidden_size=args.hidden, num_hidden_layers=args.layers,
+                        num_attention_heads=args.heads, intermediate_size=args.intermediate,
+                        max_position_embeddings=max(args.maxlen, 64), hidden_dropout_prob=args.dropout,
+                        attention_probs_dropout_prob=args.dropout)
+    if args.maxlen > config.max_position_embeddings:
+        raise ValueError(f"--maxlen {args.maxlen} exceeds max_position_embeddings {config.max_position_embeddings}")
+    segment = jieba_segmenter()
+    pieces = [line_to_pieces(tok, ln, segment) for ln in lines]
+    token_ids, word_ids = pack_lines(pieces, args.maxlen, tok.cls_id, tok.sep_id, tok.pad_id)
+    n_eval = max(1, min(64, len(token_ids) // 10)) if len(token_ids) > 1 else 0
+    rows = {"train": (token_ids[n_eval:], word_ids[n_eval:]), "eval": (token_ids[:n_eval], word_ids[:n_eval])}
+    if len(rows["train"][0]) < args.batch_size:
+        raise ValueError(f"the corpus packs into {len(rows['train'][0])} training rows, fewer than "
+                         f"--batch-size {args.batch_size}")
+    options = {"lr": args.lr, "weight_decay": args.weight_decay, "lamb": args.optimizer == "lamb",
+               "max_grad_norm": args.clip or None, "warmup_steps": min(args.warmup, args.steps),
+               "total_steps": args.steps}
+    fingerprint = {"config": config.to_dict() if hasattr(config, "to_dict") else vars(config).copy(),
+                   "data": {"rows": int(len(token_ids)), "maxlen": args.maxlen, "checksum": int(token_ids.sum()),
+                            "batch_size": args.batch_size, "accum": args.accum, "mask_rate": args.mask_rate},
+                   "optimizer": options, "ema": args.ema, "seed": args.seed}
+    return tok, config, rows, options, fingerprint
+
+
+def batches(train_rows, batch_size, seed, position):
+    """Yield (rows, next position) forever, from position {'epoch', 'index'}; epoch order from [seed, epoch]."""
+    n = len(train_rows)
+    epoch, index = position["epoch"], position["index"]
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        while index + batch_size <= n:
+            sel = order[index:index + batch_size]
+            index += batch_size
+            yield sel, {"epoch": epoch, "index": index}
+        epoch, index = epoch + 1, 0
+
+
+def evaluate(params, config, tok, eval_rows, seed, rate):
+    """MLM accuracy and loss on the held-out rows with fixed masks (no dropout)."""
+    token_ids, word_ids = eval_rows
+    inputs, is_masked = whole_word_mask(token_ids, word_ids, np.random.default_rng([seed, 10**6]),
+                                        config.vocab_size, tok.vocab["[MASK]"], rate)
+    loss, acc, n, _ = mlm_forward_backward(params, config, inputs, is_masked, token_ids, token_ids != tok.pad_id)
+    return loss, acc
+
+
+def train(args, log=sys.stderr):
+    tok, config, rows, options, fingerprint = prepare(args)
+    start = load_train_state(args.out, fingerprint) if (args.out and args.resume) else None
+    if args.out and not args.resume and os.path.isfile(os.path.join(args.out, "LATEST")):
+        raise ValueError(f"--out {args.out} already holds checkpoints; pass --resume to continue it "
+                         "or choose another directory")
+    if start is None:
+        rng = np.random.default_rng(args.seed)
+        params = init_params(config, rng, dtype=np.float32)
+        optimizer, step, position = AdamW(params, **options), 0, {"epoch": 0, "index": 0}
+        ema = EMA(params, args.ema) if args.ema else None
+    else:
+        params, optimizer, ema, rng = start["params"], start["optimizer"], start["ema"], start["rng"]
+        step, position = start["step"], start["data_position"]
+        print(f"resumed from {start['path']} at step {step}", file=log, flush=True)
+    mask_id, train_ids, train_words = tok.vocab["[MASK]"], rows["train"][0], rows["train"][1]
+    history, t0 = [], time.perf_counter()
+    if step == 0:
+        history.append((0, *evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)))
+    stream = batches(train_ids, args.batch_size, args.seed, position)
+    acc_grads = GradientAccumulator()
+    while step < args.steps:
+        for _ in range(args.accum):
+            sel, position = next(stream)
+            inputs, is_masked = whole_word_mask(train_ids[sel], train_words[sel], rng, config.vocab_size,
+                                                mask_id, args.mask_rate)
+            loss, acc, n, grads = mlm_forward_backward(params, config, inputs, is_masked, train_ids[sel],
+                                                       train_ids[sel] != tok.pad_id, rng)
+            acc_grads.add(grads, weight=n)
+        optimizer.update(params, acc_grads.mean())
+        if ema is not None:
+            ema.update(params)
+        step += 1
+        if step % args.eval_every == 0 or step == args.steps:
+            ev_loss, ev_acc = evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)
+            history.append((step, ev_loss, ev_acc))
+            print(f"step {step}/{args.steps}  train loss {loss:.3f} acc {acc:.3f}  held-out loss {ev_loss:.3f} "
+                  f"acc {ev_acc:.3f}  {time.perf_counter() - t0:.1f} s", file=log, flush=True)
+        if args.out and (step % args.save_every == 0 or step == args.steps):
+            save_train_state(args.out, config=config, params=params, optimizer=optimizer, rng=rng, step=step,
+                             data_position=position, fingerprint=fingerprint, ema=ema)
+    return {"steps": step, "params": int(sum(p.size for p in params.values())), "seconds": time.perf_counter() - t0,
+            "history": history, "out": args.out}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.steps, args.lines, args.layers, args.hidden = min(args.steps, 150), min(args.lines, 1000), 1, 64
+        args.intermediate, args.heads, args.eval_every, args.warmup = 128, 2, 50, 20
+    try:
+        out = train(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    hist = out["history"]
+    summary = {"demo": "minibert.pretrain", "steps": out["steps"], "parameters": out["params"],
+               "seconds": round(out["seconds"], 1),
+               "heldout_mlm_accuracy_first": None if not hist else round(hist[0][2], 4),
+               "heldout_mlm_accuracy_last": None if not hist else round(hist[-1][2], 4),
+               "heldout_mlm_loss_last": None if not hist else round(hist[-1][1], 4),
+               "accuracy_curve": [[s, round(a, 3)] for s, _, a in hist], "out": out["out"]}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
