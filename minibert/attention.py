@@ -33,6 +33,18 @@ def merge_heads(x):
     return xp.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(B, T, NH * HS)
 
 
+def bmm(a, b):
+    """a @ b over matching leading axes, as one 3-D matmul.
+
+    a: (..., M, K)   b: (..., K, N)   returns (..., M, N)
+    NumPy runs a 4-D matmul whose operand is a transposed view about ten times slower than the same
+    product with the leading axes merged (measured at B=8, NH=12, T=128), so they are merged here.
+    """
+    lead = a.shape[:-2]
+    out = a.reshape(-1, *a.shape[-2:]) @ b.reshape(-1, *b.shape[-2:])
+    return out.reshape(*lead, *out.shape[-2:])
+
+
 def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=None):
     """Multi-head self-attention of one encoder block (without its residual and LayerNorm).
 
@@ -56,13 +68,13 @@ def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=No
         past_len = past_kv[0].shape[2]
         k = xp.concatenate([past_kv[0], k], axis=2)       # (B, NH, Tp + T, HS)
         v = xp.concatenate([past_kv[1], v], axis=2)
-    scores = q @ k.transpose(0, 1, 3, 2)                  # (B, NH, T, Tk)
+    scores = bmm(q, k.transpose(0, 1, 3, 2))                 # (B, NH, T, Tk)
     if mask is not None:
         # a masked score is -inf, so its probability is exactly 0 (an all-masked row gives all zeros)
         xp.copyto(scores, -xp.inf, where=~mask[:, None, :, :])
     probs = softmax(scores, axis=-1)                      # (B, NH, T, Tk)
     dropped, drop_cache = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
-    ctx = merge_heads(dropped @ v)                        # (B, T, C)
+    ctx = merge_heads(bmm(dropped, v))                       # (B, T, C)
     p = prefix + ".output.dense."
     out, o_cache = linear_forward(ctx, params[p + "weight"], params[p + "bias"])
     cache = {"prefix": prefix, "q": q, "key": k, "value": v, "probs": probs, "dropped": dropped,
@@ -84,15 +96,15 @@ def attention_backward(dout, cache):
     dctx, grads[p + "weight"], grads[p + "bias"] = linear_backward(dout, cache["o_lin"])
     dctx = split_heads(dctx, NH)                          # (B, NH, T, HS)
     # forward was: ctx = dropped @ v
-    ddropped = dctx @ v.transpose(0, 1, 3, 2)             # (B, NH, T, Tk)
-    dv = cache["dropped"].transpose(0, 1, 3, 2) @ dctx    # (B, NH, Tk, HS)
+    ddropped = bmm(dctx, v.transpose(0, 1, 3, 2))            # (B, NH, T, Tk)
+    dv = bmm(cache["dropped"].transpose(0, 1, 3, 2), dctx)   # (B, NH, Tk, HS)
     dprobs = dropout_backward(ddropped, cache["drop"])
     # forward was: probs = softmax(scores); masked entries have probs = 0, so their gradient is 0
     dscores = softmax_backward(dprobs, cache["probs"], axis=-1)
     # forward was: scores = q @ k^T with q already scaled by 1/sqrt(HS)
-    dq = dscores @ k                                      # (B, NH, T, HS)
+    dq = bmm(dscores, k)                                    # (B, NH, T, HS)
     dq *= cache["scale"]
-    dk = dscores.transpose(0, 1, 3, 2) @ q                # (B, NH, Tk, HS)
+    dk = bmm(dscores.transpose(0, 1, 3, 2), q)               # (B, NH, Tk, HS)
     dk, dv = dk[:, :, past:], dv[:, :, past:]             # only the new positions came from x
     dx = None
     for name, d in (("query", dq), ("key", dk), ("value", dv)):

@@ -21,18 +21,19 @@ def linear_forward(x, W, b):
 
     x: (..., C_in)   W: (C_in, C_out)   b: (C_out,)   returns (..., C_out)
     """
-    out = x @ W
+    # one (N, C_in) @ (C_in, C_out) GEMM: a 3-D x @ W would run as B separate, slower products
+    out = x.reshape(-1, x.shape[-1]) @ W
     out += b                                              # in place: no second (..., C_out) array
-    return out, (x, W)
+    return out.reshape(*x.shape[:-1], W.shape[1]), (x, W)
 
 
 def linear_backward(dout, cache):
     """Returns dx (..., C_in), dW (C_in, C_out), db (C_out,)."""
     x, W = cache
     # forward was: y = x @ W + b
-    dx = dout @ W.T
     x2 = x.reshape(-1, x.shape[-1])                       # (N, C_in), N = all leading axes
     d2 = dout.reshape(-1, dout.shape[-1])                 # (N, C_out)
+    dx = (d2 @ W.T).reshape(x.shape)
     dW = x2.T @ d2
     db = d2.sum(axis=0)
     return dx, dW, db
