@@ -16,3 +16,4 @@ from .heads import (head_param_shapes, masked_cross_entropy_backward, masked_cro
                     pooler_backward, pooler_forward)
 from .safetensors import read_safetensors, write_safetensors
 from .checkpoint import TRANSPOSED, load_pretrained, save_pretrained
+from .tokenizer import Tokenizer

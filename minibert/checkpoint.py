@@ -14,6 +14,7 @@ from .config import BertConfig
 from .heads import head_param_shapes
 from .model import check_params, encoder_param_shapes
 from .safetensors import read_safetensors, write_safetensors
+from .vocab import keep_token_rows
 
 # Every nn.Linear weight: names ending like this are transposed on import and export.
 TRANSPOSED = ("attention.self.query.weight", "attention.self.key.weight",
@@ -69,10 +70,12 @@ def _read_weights(path):
     raise FileNotFoundError(f"no model.safetensors in {path}")
 
 
-def load_pretrained(path, dtype=np.float32):
+def load_pretrained(path, dtype=np.float32, keep_tokens=None):
     """Read a Hugging Face BERT directory.
 
     path: directory with config.json and model.safetensors   dtype: float dtype of the parameters
+    keep_tokens: None, or the old ids of a simplified vocabulary (vocab.simplify_vocab): only those rows
+    of the word embeddings and the MLM bias are kept, and config.vocab_size follows
     returns (BertConfig, params) with params keyed like encoder_param_shapes / head_param_shapes;
     the pooler and the MLM head are included when the checkpoint has them.
     """
@@ -106,6 +109,8 @@ def load_pretrained(path, dtype=np.float32):
             "bert.embeddings.word_embeddings.weight", raw.get("embeddings.word_embeddings.weight"))):
         raise ValueError("cls.predictions.decoder.weight differs from the word embeddings; "
                          "only the tied MLM decoder is supported")
+    if keep_tokens is not None:
+        config, params = keep_token_rows(config, params, keep_tokens)
     return config, params
 
 
