@@ -38,6 +38,7 @@ def build_parser():
     ap.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch")
     ap.add_argument("--accum", type=int, default=1, help="micro-batches per update")
     ap.add_argument("--maxlen", type=int, default=64, help="tokens per packed row")
+    ap.add_argument("--max-positions", type=int, default=128, help="the model's max_position_embeddings")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--heads", type=int, default=4)
@@ -80,10 +81,11 @@ def prepare(args):
     lines, tok = load_corpus(args)
     config = BertConfig(vocab_size=len(tok.id_to_token), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=args.intermediate,
-                        max_position_embeddings=max(args.maxlen, 64), hidden_dropout_prob=args.dropout,
+                        max_position_embeddings=args.max_positions, hidden_dropout_prob=args.dropout,
                         attention_probs_dropout_prob=args.dropout)
     if args.maxlen > config.max_position_embeddings:
-        raise ValueError(f"--maxlen {args.maxlen} exceeds max_position_embeddings {config.max_position_embeddings}")
+        raise ValueError(f"--maxlen {args.maxlen} exceeds the model's max_position_embeddings "
+                         f"{config.max_position_embeddings} (--max-positions)")
     segment = jieba_segmenter()
     pieces = [line_to_pieces(tok, ln, segment) for ln in lines]
     token_ids, word_ids = pack_lines(pieces, args.maxlen, tok.cls_id, tok.sep_id, tok.pad_id)
