@@ -16,7 +16,7 @@ from bench.harness import result, set_torch_threads, time_pair
 
 def run(args):
     layers = 2 if args.quick else 12
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (2 if args.quick else 5)
     B, T = 8, 128
     cfg = bert_base(layers)
     torch = set_torch_threads(args.threads)
