@@ -102,7 +102,8 @@ def cases():
         fn = getattr(S, name)
         # pointwise: error_i <= bound_i; the reported figures are the worst point's error and bound
         out.append((name, formula + "; 7 points", want, lambda t, fn=fn: fn(GRID, temperature=t),
-                    lambda v, want=want: np.abs(v - want), lambda t, b=bound: np.broadcast_to(b(t), GRID.shape)))
+                    lambda v, want=want: np.abs(v - want),
+                    lambda t, b=bound: np.broadcast_to(b(t), GRID.shape)))
     return out
 
 

@@ -142,7 +142,8 @@ def smooth_floor_forward(x, temperature=0.1):
 
     Centred at c = round(x), u = x - c in [-1/2, 1/2]:
         y = c + sum_{j=1..W} sigmoid((u - j) / T) - sum_{j=0..W} sigmoid((j - u) / T)
-    (W = ceil(45 T) + 1 terms each side; the rest is below 1e-18). Bound, d = distance from x to the nearest integer:
+    (W = ceil(45 T) + 1 terms each side; the rest is below 1e-18).
+    Bound, with d = distance from x to the nearest integer:
         |y - floor(x)| <= (exp(-d / T) + exp(-(1 - d) / T)) / (1 - exp(-1 / T)),
     so y -> floor(x) as T -> 0 away from integers; at an integer y = x - 1/2 (the midpoint of the jump).
     """
