@@ -58,12 +58,12 @@ def cascade_forward(v, w):
     wsq = _check_cascade_inputs(v, w)
     xp = get_xp(v, w)
     N = w.shape[0]
-    scores = xp.empty((v.shape[0], N), dtype=xp.result_type(v, w))
-    vs = [v]                                              # v_1 .. v_N, each (B, d)
+    vs, s = [v], []                                       # v_1 .. v_N, each (B, d); s_1 .. s_N
     for k in range(N):
-        scores[:, k] = vs[k] @ w[k]                       # s_k = <v_k, w_k>      (B,)
+        s.append(vs[k] @ w[k])                            # s_k = <v_k, w_k>      (B,)
         if k < N - 1:                                     # the last rejection is never scored
-            vs.append(vs[k] - (scores[:, k] / wsq[k])[:, None] * w[k])
+            vs.append(vs[k] - (s[k] / wsq[k])[:, None] * w[k])
+    scores = xp.stack(s, axis=1)                          # (B, N)
     return scores, (vs, w, wsq, scores)
 
 
@@ -75,18 +75,18 @@ def cascade_backward(dscores, cache):
     dw = xp.zeros_like(w)
     dv_next = xp.zeros_like(vs[0])                        # gradient w.r.t. v_{k+1}
     for k in reversed(range(N)):
-        ds = dscores[:, k].copy()                         # (B,)
-        dv = dv_next.copy()
+        ds = dscores[:, k]                                # (B,)
+        dv = dv_next
         if k < N - 1:
             # forward was: v_{k+1} = v_k - a w_k,  a = s_k / q_k,  q_k = |w_k|^2
             a = scores[:, k] / wsq[k]                     # (B,)
             da = -(dv_next @ w[k])                        # (B,)
             dw[k] -= a @ dv_next
-            ds += da / wsq[k]
+            ds = ds + da / wsq[k]
             dq = -(da * a).sum() / wsq[k]                 # d(s/q)/dq = -s / q^2 = -a / q
             dw[k] += 2.0 * dq * w[k]
         # forward was: s_k = v_k @ w_k
-        dv += ds[:, None] * w[k]
+        dv = dv + ds[:, None] * w[k]
         dw[k] += ds @ vs[k]
         dv_next = dv
     return dv_next, dw

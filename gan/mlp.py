@@ -14,7 +14,9 @@ from .nn import (ACTIVATIONS, linear_backward, linear_forward, spectral_norm_bac
 def mlp_init(sizes, rng, spectral_norm=False):
     """Weights for an MLP with layer widths `sizes` = [Din, H1, ..., Dout].
 
-    Wi: (sizes[i], sizes[i+1]) ~ N(0, 2 / sizes[i]) (He init)   bi: zeros
+    Wi: (sizes[i], sizes[i+1]) and bi: (sizes[i+1],) ~ U(-1/sqrt(sizes[i]), 1/sqrt(sizes[i])), PyTorch's
+    nn.Linear default. Nonzero biases matter on 2-D data: with zero biases a ReLU net is positively
+    homogeneous (f(a x) = a f(x)) and its landscape starts as rays from the origin.
     Returns (params, state); state holds unit vectors ui: (sizes[i],) when spectral_norm, else {}.
     """
     sizes = [int(s) for s in sizes]
@@ -22,8 +24,9 @@ def mlp_init(sizes, rng, spectral_norm=False):
         raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
     params, state = {}, {}
     for i, (din, dout) in enumerate(zip(sizes[:-1], sizes[1:])):
-        params[f"W{i}"] = rng.standard_normal((din, dout)) * np.sqrt(2.0 / din)
-        params[f"b{i}"] = np.zeros(dout)
+        bound = 1.0 / np.sqrt(din)
+        params[f"W{i}"] = rng.uniform(-bound, bound, (din, dout))
+        params[f"b{i}"] = rng.uniform(-bound, bound, dout)
         if spectral_norm:
             u = rng.standard_normal(din)
             state[f"u{i}"] = u / np.linalg.norm(u)

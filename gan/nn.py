@@ -48,14 +48,14 @@ def relu_backward(dout, cache):
 
 def leaky_relu_forward(x, slope=0.2):
     """y = x for x > 0, slope * x otherwise."""
-    xp = get_xp(x)
-    scale = xp.where(x > 0, 1.0, slope).astype(x.dtype)
-    return x * scale, scale
+    mask = x > 0
+    return get_xp(x).where(mask, x, slope * x), (mask, slope)
 
 
 def leaky_relu_backward(dout, cache):
-    # forward was: y = x * scale with scale = 1 or slope
-    return dout * cache
+    mask, slope = cache
+    # forward was: y = x where x > 0, slope * x elsewhere
+    return get_xp(dout).where(mask, dout, slope * dout)
 
 
 def tanh_forward(x):
