@@ -89,9 +89,10 @@ def soft_topk_sigmoid_forward(x, k, axis=-1, temperature=1.0, max_iter=200):
     x: any shape, finite floats     k: int, 1 <= k < n     returns (p, cache), p shaped like x
     lam is found by bisection on [min z - logit(k/n), max z - logit(k/n)], where the sum is >= k and
     <= k respectively, until the bracket is a few ulps wide.
-    Bounds (derived): 0 <= p <= 1 (0 < p < 1 before rounding); sum p = k up to round-off; and with gap = x_(k) - x_(k+1) (sorted
-    decreasingly), sum |p - topk| <= 2 * max(k, n - k) * sigmoid(-gap / (2T)) <= 2 max(k, n-k) e^(-gap/2T).
-    Round-off: sum p - k is of order n * eps * |x - max x| / T (large when T is tiny and x spread out).
+    Bounds (derived): 0 <= p <= 1 (0 < p < 1 before rounding); sum p = k up to round-off of order
+    n * eps * |x - max x| / T; and with gap = x_(k-1) - x_(k) (0-based, decreasing order),
+    sum |p - topk| <= 2 * max(k, n - k) * sigmoid(-gap / (2T)) <= 2 max(k, n-k) e^(-gap/2T)
+    (the k chosen miss exactly what the others hold, and each side is bounded by the cut's gap).
     """
     x, k, ax, t = _prep(x, k, axis, temperature)
     xp = get_xp(x)
