@@ -17,3 +17,10 @@ from .heads import (head_param_shapes, masked_cross_entropy_backward, masked_cro
 from .safetensors import read_safetensors, write_safetensors
 from .checkpoint import TRANSPOSED, load_pretrained, save_pretrained
 from .tokenizer import Tokenizer
+# training and generation: optimizers, checkpoints that resume exactly, MLM, UniLM seq2seq, decoding
+from .optim import EMA, AdamW, GradientAccumulator, clip_by_global_norm, warmup_linear_decay
+from .train_state import load_train_state, save_train_state
+from .mlm import line_to_pieces, mlm_forward_backward, pack_lines, whole_word_mask
+from .seq2seq import generate, seq2seq_batch, seq2seq_forward_backward
+from .decode import beam_search, greedy, sample
+from .kv_cache import FullRecompute, UniLMCache

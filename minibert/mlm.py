@@ -11,7 +11,7 @@ Pipeline (as bert4keras' pretraining does it, RoBERTa style, no next-sentence ta
 """
 import numpy as np
 
-from smoothing import log_softmax, softmax
+from smoothing import log_softmax
 
 from .heads import mlm_head_backward, mlm_head_forward
 from .model import bert_backward, bert_forward
@@ -126,7 +126,7 @@ def masked_cross_entropy(logits, labels):
     logp = log_softmax(logits, axis=-1)
     loss = -float(logp[rows, labels].sum()) / N
     acc = float((logits.argmax(axis=-1) == labels).mean())
-    dlogits = softmax(logits, axis=-1)
+    dlogits = np.exp(logp, out=logp)                               # softmax, reusing logp's memory
     dlogits[rows, labels] -= 1.0
     dlogits *= dlogits.dtype.type(1.0 / N)
     return loss, acc, dlogits

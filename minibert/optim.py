@@ -94,6 +94,7 @@ class AdamW:
         self.step = 0
         self.m = {k: get_xp(p).zeros_like(p) for k, p in params.items()}
         self.v = {k: get_xp(p).zeros_like(p) for k, p in params.items()}
+        self._buffers = {}
 
     def lr_at(self, step):
         """Learning rate used by the update that follows `step` earlier updates."""
@@ -116,36 +117,54 @@ class AdamW:
         c1 = 1.0 - b1 ** self.step if o["bias_correction"] else 1.0
         c2 = 1.0 - b2 ** self.step if o["bias_correction"] else 1.0
         for name, w in params.items():
-            g, m, v = grads[name], self.m[name], self.v[name]
+            g = grads[name]
             if g.shape != w.shape:
                 raise ValueError(f"gradient of {name} has shape {g.shape}, parameter has {w.shape}")
-            _adam_moments(m, v, g, b1, b2)
-            u = _adam_direction(m, v, c1, c2, o["eps"])          # new array, same shape as w
+            u = self._scratch(w, 0)
+            _adam_direction(self.m[name], self.v[name], g, b1, b2, c1, c2, o["eps"], u)
             plain = skips_weight_decay(name)
-            if not plain and o["weight_decay"]:
-                u += w.dtype.type(o["weight_decay"]) * w            # decoupled decay: part of the step
-            ratio = _trust_ratio(w, u) if (o["lamb"] and not plain) else 1.0
-            w -= w.dtype.type(lr * ratio) * u
+            t = w.dtype.type
+            if o["lamb"] and not plain:
+                if o["weight_decay"]:
+                    wd_w = self._scratch(w, 1)
+                    get_xp(w).multiply(w, t(o["weight_decay"]), out=wd_w)
+                    u += wd_w                                     # decoupled decay: part of the step
+                ratio = _trust_ratio(w, u)
+                u *= t(lr * ratio)
+            else:
+                if not plain and o["weight_decay"]:
+                    w *= t(1.0 - lr * o["weight_decay"])          # w - lr wd w, before the Adam step
+                u *= t(lr)
+            w -= u
         return norm
 
+    def _scratch(self, like, slot):
+        """A reusable buffer shaped like `like` (two slots), so an update allocates nothing per tensor."""
+        xp, key = get_xp(like), (slot, like.dtype.str)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < like.size or get_xp(buf) is not xp:
+            buf = self._buffers[key] = xp.empty(max(p.size for p in self.m.values()), like.dtype)
+        return buf[:like.size].reshape(like.shape)
 
-def _adam_moments(m, v, g, b1, b2):
-    """m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, both in place."""
-    t = m.dtype.type
+
+def _adam_direction(m, v, g, b1, b2, c1, c2, eps, out):
+    """Update the moments in place and write (m / c1) / (sqrt(v / c2) + eps) into out.
+
+    m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2   (out serves as scratch first)
+    """
+    xp, t = get_xp(m), m.dtype.type
     m *= t(b1)
-    m += t(1.0 - b1) * g
+    xp.multiply(g, t(1.0 - b1), out=out)
+    m += out
+    xp.multiply(g, g, out=out)
+    out *= t(1.0 - b2)
     v *= t(b2)
-    v += t(1.0 - b2) * (g * g)
-
-
-def _adam_direction(m, v, c1, c2, eps):
-    """(m / c1) / (sqrt(v / c2) + eps) with few temporaries."""
-    t = m.dtype.type
-    den = get_xp(v).sqrt(v * t(1.0 / c2))
-    den += t(eps)
-    u = m * t(1.0 / c1)
-    u /= den
-    return u
+    v += out
+    xp.multiply(v, t(1.0 / c2), out=out)
+    xp.sqrt(out, out=out)
+    out += t(eps)                                         # out = sqrt(v / c2) + eps
+    xp.divide(m, out, out=out)
+    out *= t(1.0 / c1)
 
 
 def _trust_ratio(w, u):
