@@ -28,8 +28,12 @@ def plot_samples(model, cfg, path, rng, n=2500):
     ax.scatter(real[:, 0], real[:, 1], s=2, c="lightgrey", label="data")
     ax.scatter(fake[:, 0], fake[:, 1], s=2, c="red", alpha=0.5, label="generated")
     ax.scatter(modes[:, 0], modes[:, 1], s=30, facecolors="none", edgecolors="white", linewidths=0.8)
-    head = "plain D" if cfg.n_stages == 1 else f"CR N={cfg.n_stages}, G loss: {cfg.g_stages} stages"
-    ax.set_title(f"{cfg.data}, {head}, {cfg.loss} loss, {cfg.steps} steps, seed {cfg.seed}")
+    head = "plain D" if cfg.n_stages == 1 else \
+        f"CR N={cfg.n_stages}, G on {'all stages' if cfg.g_stages == 'all' else 'stage 1'}"
+    outside = int((np.abs(fake) > lim).any(axis=1).sum())
+    ax.set_title(f"{cfg.data}, {head}, {cfg.loss} loss, {cfg.steps} steps, seed {cfg.seed}"
+                 + (f"\n{outside} of {n} generated points lie outside the frame" if outside else ""),
+                 fontsize=9)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
