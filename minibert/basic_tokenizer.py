@@ -90,8 +90,12 @@ def split_on_punctuation(word):
 
     returns a list of (piece, start) with start the index of the piece in word.
     """
-    if word.isascii():
-        return [(m.group(), m.start()) for m in ASCII_PIECE_RE.finditer(word)]
+    if word.isascii():                            # pieces cover the word end to end: starts are running sums
+        out, start = [], 0
+        for piece in ASCII_PIECE_RE.findall(word):
+            out.append((piece, start))
+            start += len(piece)
+        return out
     out, start = [], None
     for i, ch in enumerate(word):
         if _is_punct_cached(ch) or ch.isspace():

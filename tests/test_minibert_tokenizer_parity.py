@@ -1,7 +1,7 @@
 """minibert.Tokenizer against transformers' Python BERT tokenizer: the same tokens, ids and model inputs.
 
-In transformers 5.x `BertTokenizer` is the Rust-backed one (BertTokenizerFast is an alias of it) and the Python
-implementation is `BertTokenizerLegacy`; in 4.x `BertTokenizer` is the Python one. The Python one is the
+In transformers 5.x `BertTokenizer` is the Rust-backed one (BertTokenizerFast is an alias of it) and the
+Python implementation is `BertTokenizerLegacy`; in 4.x `BertTokenizer` is the Python one. The Python one is the
 reference: it applies NFC to the text and lower() to whole words (the final-sigma rule), which the Rust one
 does not, and it drops every character of category C*, where the Rust one keeps some.
 """
@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minibert.tokenizer import Tokenizer
-from tests.test_minibert_tokenizer import _cached, chinese_corpus, chinese_vocabs, minilm_path, mixed_text  # noqa: F401
+from tests.test_minibert_tokenizer import (_cached, chinese_corpus, chinese_vocabs,  # noqa: F401
+                                           minilm_path, mixed_text)
 
-transformers = pytest.importorskip("transformers", reason="transformers is the reference for tokenizer parity")
+transformers = pytest.importorskip("transformers", reason="transformers is the reference for parity")
 
 
 def python_bert_tokenizer(path, lowercase):
@@ -92,3 +93,15 @@ def test_known_differences_of_the_rust_tokenizer(minilm_path):  # noqa: F811
         assert ours.tokenize(text) == ref.tokenize(text) != rust_tokens
     plain = "The Quick brown fox, naïve café 中文字! 3.14 [SEP] unaffable"
     assert ours.tokenize(plain) == ref.tokenize(plain) == rust.tokenize(plain)
+
+
+def test_bench_smoke(minilm_path):  # noqa: F811
+    """`python -m bench tokenizer` on 20,000 characters: runs, and agrees with the Python tokenizer line by line."""
+    import argparse
+
+    from bench import tokenizer as bench_tokenizer
+    args = argparse.Namespace(quick=True, repeats=1, threads=1, extra=["--mb", "0.02"])
+    out = bench_tokenizer.run(args)
+    assert out["bench"] == "tokenizer" and out["characters"] >= 20000 and out["tokens"] > 5000
+    assert out["lines_same_as_python"] == 1.0
+    assert out["ours_s"] > 0 and out["reference_s"] > 0 and out["rust_tokens_per_s"] > 0
