@@ -10,6 +10,7 @@ FILE as a drawing, prints repeated and missing numbers and failing lines, ends w
 with status 1 when the cube is not magic.
 """
 import argparse
+import html
 import json
 import sys
 import time
@@ -88,7 +89,10 @@ def run_check(args):
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"FILE: no such file {path}")
-    drawing = parse_drawing(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".html", ".htm"):
+        text = html.unescape(text)              # a page written by draw_html holds the TeX HTML-escaped
+    drawing = parse_drawing(text)
     report = verify(drawing.cube)
     print(f"{path}: layers top->bottom, rows back->front")
     for z in range(3):

@@ -32,8 +32,11 @@ def fill_order():
     return order
 
 
-def magic_cubes():
-    """All magic cubes of order 3, as a list of (3, 3, 3) int64 arrays in the order the search meets them."""
+def magic_cubes(stats=None):
+    """All magic cubes of order 3, as a list of (3, 3, 3) int64 arrays in the order the search meets them.
+
+    stats: optional dict; gets 'placements', the number of values the search put into a cell.
+    """
     order = fill_order()
     lines_of = [[li for li in range(len(LINE_INDEX)) if c in LINE_INDEX[li]] for c in range(CELLS)]
     sums = [0] * len(LINE_INDEX)            # running sum of each line
@@ -41,6 +44,7 @@ def magic_cubes():
     used = [False] * (CELLS + 2)            # used[v] for v in 1..27 (index 0 and 28 stay False)
     grid = [0] * CELLS
     found = []
+    placements = 0
 
     def fits(cell, v):
         for li in lines_of[cell]:
@@ -69,6 +73,7 @@ def magic_cubes():
         return None
 
     def extend(depth):
+        nonlocal placements
         if depth == CELLS:
             found.append(np.array(grid, dtype=np.int64).reshape(N, N, N))
             return
@@ -77,11 +82,14 @@ def magic_cubes():
         candidates = [forced] if forced is not None else range(1, CELLS + 1)
         for v in candidates:
             if 1 <= v <= CELLS and not used[v] and fits(cell, v):
+                placements += 1
                 place(cell, v, +1)
                 extend(depth + 1)
                 place(cell, v, -1)
 
     extend(0)
+    if stats is not None:
+        stats["placements"] = placements
     return found
 
 
