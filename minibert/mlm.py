@@ -11,8 +11,6 @@ Pipeline (as bert4keras' pretraining does it, RoBERTa style, no next-sentence ta
 """
 import numpy as np
 
-from smoothing import log_softmax
-
 from .heads import mlm_head_backward, mlm_head_forward
 from .model import bert_backward, bert_forward
 
@@ -112,23 +110,29 @@ def whole_word_mask(token_ids, word_ids, rng, vocab_size, mask_id, rate=0.15):
     return inputs, is_masked
 
 
-def masked_cross_entropy(logits, labels):
+def masked_cross_entropy(logits, labels, overwrite=False):
     """Mean cross-entropy and accuracy over rows, with the gradient of the mean.
 
     logits: (N, V) at the masked positions only    labels: (N,) int
     loss = -mean_n log softmax(logits_n)[labels_n];  dlogits = (softmax - onehot) / N
+    overwrite: the gradient may be written into logits' memory (saves a pass over N x V)
     returns loss, accuracy, dlogits (N, V); N = 0 gives loss 0, accuracy 0 and an empty gradient
     """
     N = logits.shape[0]
     if N == 0:
         return 0.0, 0.0, np.zeros_like(logits)
     rows = np.arange(N)
-    logp = log_softmax(logits, axis=-1)
-    loss = -float(logp[rows, labels].sum()) / N
     acc = float((logits.argmax(axis=-1) == labels).mean())
-    dlogits = np.exp(logp, out=logp)                               # softmax, reusing logp's memory
-    dlogits[rows, labels] -= 1.0
-    dlogits *= dlogits.dtype.type(1.0 / N)
+    top = logits.max(axis=-1, keepdims=True)                       # (N, 1), for a stable exp
+    p = np.subtract(logits, top, out=logits if overwrite else None)
+    picked = p[rows, labels].astype(np.float64)                    # z_label - max, before the exp
+    np.exp(p, out=p)                                               # (N, V) unnormalized softmax
+    total = p.sum(axis=-1, keepdims=True)                          # (N, 1)
+    # -log softmax(z)[y] = log sum exp(z - max) - (z_y - max)
+    loss = float((np.log(total[:, 0].astype(np.float64)) - picked).sum()) / N
+    p *= (1.0 / (total * N)).astype(p.dtype)                       # softmax / N
+    p[rows, labels] -= p.dtype.type(1.0 / N)
+    dlogits = p
     return loss, acc, dlogits
 
 
@@ -146,7 +150,7 @@ def mlm_forward_backward(params, config, inputs, is_masked, labels, real, rng=No
     rows = np.flatnonzero(is_masked.reshape(-1))                       # (N,)
     h = hidden.reshape(-1, C)[rows]                                    # (N, C)
     logits, head = mlm_head_forward(h[None], params, config)           # (1, N, V)
-    loss, acc, dlogits = masked_cross_entropy(logits[0], labels.reshape(-1)[rows])
+    loss, acc, dlogits = masked_cross_entropy(logits[0], labels.reshape(-1)[rows], overwrite=True)
     dh, grads = mlm_head_backward(dlogits[None], head)
     decoder = grads.pop("decoder")
     dhidden = np.zeros((B * T, C), hidden.dtype)

@@ -34,7 +34,7 @@ def build_parser():
     ap.add_argument("--vocab", help="vocab.txt (default: the demo vocabulary; required with --corpus)")
     ap.add_argument("--out", help="run directory for checkpoints (default: none are written)")
     ap.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    ap.add_argument("--steps", type=int, default=1200, help="optimizer updates")
+    ap.add_argument("--steps", type=int, default=600, help="optimizer updates")
     ap.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch")
     ap.add_argument("--accum", type=int, default=1, help="micro-batches per update")
     ap.add_argument("--maxlen", type=int, default=64, help="tokens per packed row")

@@ -59,7 +59,7 @@ def seq2seq_forward_backward(params, config, token_ids, segment_ids, real, rng=N
     rows = np.flatnonzero(scored.reshape(-1))                          # (N,) flat positions t
     labels = np.asarray(token_ids).reshape(-1)[rows + 1]               # token t + 1 (same row: t < T - 1)
     logits, head = mlm_head_forward(hidden.reshape(-1, C)[rows][None], params, config)   # (1, N, V)
-    loss, acc, dlogits = masked_cross_entropy(logits[0], labels)
+    loss, acc, dlogits = masked_cross_entropy(logits[0], labels, overwrite=True)
     dh, grads = mlm_head_backward(dlogits[None], head)
     decoder = grads.pop("decoder")
     dhidden = np.zeros((B * T, C), hidden.dtype)
