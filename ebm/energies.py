@@ -41,7 +41,8 @@ def _check_cov(cov, dim, name):
 def normal_cdf(z):
     """Standard normal CDF Phi(z) = (1 + erf(z / sqrt 2)) / 2, elementwise on a NumPy array."""
     erf = np.frompyfunc(math.erf, 1, 1)
-    return 0.5 * (1.0 + erf(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
+    e = np.asarray(erf(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)), dtype=np.float64)
+    return 0.5 * (1.0 + e)
 
 
 class Energy:
@@ -117,8 +118,10 @@ class GaussianMixtureEnergy(Energy):
         self.cov = second - xp.outer(self.mean, self.mean)
 
     def _value_and_grad(self, x):
+        xp = get_xp(x)
         diff = x[:, None, :] - self.means.astype(x.dtype)           # (B, K, D)
-        Pd = get_xp(x).einsum("kde,bke->bkd", self.precisions.astype(x.dtype), diff)
+        P = self.precisions.astype(x.dtype)
+        Pd = xp.stack([diff[:, k] @ P[k] for k in range(P.shape[0])], axis=1)   # (B, K, D)
         log_p = self.log_coef.astype(x.dtype) - 0.5 * (diff * Pd).sum(axis=2)   # (B, K)
         r = softmax(log_p, axis=1)                                   # responsibilities (B, K)
         return -logsumexp(log_p, axis=1), (r[:, :, None] * Pd).sum(axis=1)

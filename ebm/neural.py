@@ -66,7 +66,7 @@ def swish_energy_and_input_grad(weights, biases, x):
     weights: [W0 (D, H), ..., Wn (H, 1)]   biases: [b0 (H,), ..., bn (1,)]   x: (B, D)
     returns U: (B,), dU/dx: (B, D); the same numbers as energy_forward + energy_input_grad with
     activation="swish" (tested), with fewer passes over (B, H) arrays:
-      s = sigmoid(z) = 1/2 + tanh(z / 2) / 2       (one transcendental, cannot overflow)
+      s = sigmoid(z) = 1 / (1 + exp(-z))          (one transcendental; exp(-z) = inf gives s = 0)
       a = z * s,   dswish/dz = s + z s (1 - s) = s + a - a s
       the last layer has one output, so dU/da_last = Wn[:, 0] for every chain (no matmul).
     Sampling is dominated by these elementwise passes, hence the in-place arithmetic.
@@ -76,10 +76,11 @@ def swish_energy_and_input_grad(weights, biases, x):
     for W, b in zip(weights[:-1], biases[:-1]):
         z = h @ W                                                  # (B, H)
         z += b
-        s = xp.multiply(z, 0.5)
-        xp.tanh(s, out=s)
-        s *= 0.5
-        s += 0.5                                                   # sigmoid(z)
+        s = xp.negative(z)
+        with np.errstate(over="ignore"):   # exp(-z) = inf for very negative z gives s = 0, exact
+            xp.exp(s, out=s)
+        s += 1.0
+        xp.reciprocal(s, out=s)                                    # sigmoid(z) = 1 / (1 + exp(-z))
         z *= s                                                     # a = swish(z), in z's buffer
         saved.append((s, z))
         h = z
