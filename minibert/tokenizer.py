@@ -276,7 +276,7 @@ class Tokenizer:
         """Ids -> text: word pieces joined, no space next to a CJK character, [CLS]/[SEP]/[PAD] left out.
 
         decode(encode(text)) is the normalized text (lowercased, accents stripped when lowercase=True) with
-        one space between words, when every word of text is in the vocabulary.
+        one space between words and around punctuation, when every word of text is in the vocabulary.
         """
         ids = np.asarray(ids)
         if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
@@ -290,6 +290,8 @@ class Tokenizer:
             if i in skip:
                 continue
             tok = self.id_to_token[i]
+            if not tok:                                # an empty line of vocab.txt
+                continue
             if tok.startswith("##") and len(tok) > 2 and out:
                 out.append(tok[2:])                    # continuation of the previous word
                 continue
@@ -321,8 +323,8 @@ def pad_batch(sequences, value, length=None):
     longest = max((len(s) for s in sequences), default=0)
     if length is None:
         length = longest
-    elif length < longest:
-        raise ValueError(f"length: expected >= the longest sequence ({longest}), got {length}")
+    elif isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < longest:
+        raise ValueError(f"length: expected an int >= the longest sequence ({longest}), got {length!r}")
     out = np.full((len(sequences), length), value, dtype=np.int64)
     for i, s in enumerate(sequences):
         out[i, :len(s)] = s
