@@ -41,6 +41,7 @@ class TrainConfig:
     buffer_size: int = 10000
     reinit: float = 0.05
     box: float = 4.5                  # data, noise and chains live in [-box, box]^2
+    dtype: str = "float32"            # of parameters and chains (float32: about 3x faster exp)
 
     @property
     def temperature(self):
@@ -76,9 +77,12 @@ def train(data, cfg, rng, log_every=0):
     """
     if data.ndim != 2 or data.shape[1] != 2:
         raise ValueError(f"data must have shape (N, 2), got {data.shape}")
-    params, state = neural_energy_init(rng, dim=2, hidden=cfg.hidden, spectral_norm=cfg.spectral_norm)
+    dtype = np.dtype(cfg.dtype)
+    params, state = neural_energy_init(rng, dim=2, hidden=cfg.hidden, spectral_norm=cfg.spectral_norm,
+                                       dtype=dtype)
     opt = Adam(params, lr=cfg.lr, betas=(0.0, cfg.beta2))
-    buffer = ReplayBuffer(cfg.buffer_size, 2, -cfg.box, cfg.box, reinit=cfg.reinit)
+    buffer = ReplayBuffer(cfg.buffer_size, 2, -cfg.box, cfg.box, reinit=cfg.reinit, dtype=dtype)
+    data = data.astype(dtype, copy=False)
     history = []
     for it in range(1, cfg.iters + 1):
         x_pos = data[rng.integers(0, data.shape[0], cfg.batch)]           # (B, 2)
