@@ -46,18 +46,19 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 
     run = tmp_path / "killed"
     delays = np.random.default_rng(int(time.time())).uniform(0.35, 0.85, size=2) * duration
-    kills = 0
+    kills, logs = 0, []
     for delay in delays:                                   # two kills at arbitrary moments, then finish
         proc = _start(run, "--resume")
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
-        proc.communicate(timeout=120)
+        logs.append(proc.communicate(timeout=120)[1])
     assert kills >= 1, "the run finished before it could be killed"
     proc = _start(run, "--resume")
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
+    assert any("resumed from" in log for log in logs + [stderr]), "no run continued from a checkpoint"
 
     model_a, slots_a, state_a = _final_state(tmp_path / "ref")
     model_b, slots_b, state_b = _final_state(run)
@@ -105,10 +106,13 @@ def test_bad_input_gives_clear_errors_and_keeps_checkpoints(tmp_path, capsys):
         assert (out / latest.strip() / n).read_bytes() == data, n
 
 
-def test_quick_demo_accuracy_rises(capsys):
-    assert pretrain.main(["--quick", "--steps", "60", "--lines", "600", "--eval-every", "30"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    summary = json.loads(last)
+def test_quick_demo_accuracy_rises():
+    """The --quick demo as a user runs it: progress on stderr, the JSON summary as stdout's last line."""
+    proc = subprocess.run([sys.executable, "-m", "minibert.pretrain", "--quick", "--steps", "60", "--lines", "600",
+                           "--eval-every", "30"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "held-out loss" in proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 60
     assert summary["heldout_mlm_accuracy_last"] > summary["heldout_mlm_accuracy_first"] + 0.05
     assert np.isfinite(summary["heldout_mlm_loss_last"])
