@@ -167,8 +167,8 @@ def train(args, log=sys.stderr):
         if args.out and (step % args.save_every == 0 or step == args.steps):
             save_train_state(args.out, config=config, params=params, optimizer=optimizer, rng=rng, step=step,
                              data_position=position, fingerprint=fingerprint, ema=ema)
-    return {"steps": step, "params": int(sum(p.size for p in params.values())), "seconds": time.perf_counter() - t0,
-            "history": history, "out": args.out}
+    return {"steps": step, "params": int(sum(p.size for p in params.values())),
+            "seconds": time.perf_counter() - t0, "history": history, "out": args.out}
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ A run directory holds numbered checkpoints and a pointer to the newest complete 
 
     run_dir/LATEST                    "step-00000120"
     run_dir/step-00000120/config.json         the model config (Hugging Face format)
-                          model.safetensors   the weights (loadable by load_pretrained / transformers)
+                          model.safetensors   the weights, as the training code holds them
                           optimizer.safetensors   Adam moments "m.<name>", "v.<name>", EMA "ema.<name>"
                           state.json          step, data position, RNG state, options, fingerprint, sha256s
 
@@ -89,12 +89,14 @@ def save_train_state(run_dir, *, config, params, optimizer, rng, step, data_posi
     os.makedirs(tmp)
     try:
         config.to_json(os.path.join(tmp, "config.json"))
-        write_safetensors(os.path.join(tmp, "model.safetensors"), {k: np.ascontiguousarray(p) for k, p in params.items()})
+        write_safetensors(os.path.join(tmp, "model.safetensors"),
+                          {k: np.ascontiguousarray(p) for k, p in params.items()})
         slots = {f"m.{k}": a for k, a in optimizer.m.items()}
         slots.update({f"v.{k}": a for k, a in optimizer.v.items()})
         if ema is not None:
             slots.update({f"ema.{k}": a for k, a in ema.shadow.items()})
-        write_safetensors(os.path.join(tmp, "optimizer.safetensors"), {k: np.ascontiguousarray(a) for k, a in slots.items()})
+        write_safetensors(os.path.join(tmp, "optimizer.safetensors"),
+                          {k: np.ascontiguousarray(a) for k, a in slots.items()})
         files = ["config.json", "model.safetensors", "optimizer.safetensors"]
         for f in files:
             _fsync_file(os.path.join(tmp, f))
