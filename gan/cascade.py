@@ -92,6 +92,21 @@ def cascade_backward(dscores, cache):
     return dv_next, dw
 
 
+def cascade_effective_weights(w):
+    """The N scores are linear in v: scores = v @ U.T, with U computed from the w's alone.
+
+    w: (N, d) -> U: (N, d),  u_k = P_1 P_2 ... P_{k-1} w_k,  P_j x = x - (<w_j, x> / |w_j|^2) w_j
+    (each P_j is a symmetric projection, so <P_{k-1}..P_1 v, w_k> = <v, P_1..P_{k-1} w_k>). A reading
+    aid and a test oracle; training uses cascade_forward, whose backward goes through each rejection.
+    """
+    wsq = _check_cascade_inputs(w[:1] * 0.0, w)
+    U = w.copy()
+    for k in range(1, w.shape[0]):
+        for j in reversed(range(k)):                      # apply P_{k-1} first, P_1 last
+            U[k] = U[k] - ((w[j] @ U[k]) / wsq[j]) * w[j]
+    return U
+
+
 def _stage_weights(weights, N, xp):
     """Weights of the N stages, normalised to sum to 1 (uniform when None)."""
     if weights is None:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gan.cascade import (cascade_backward, cascade_forward, cascade_init, cr_d_loss_backward,
+from gan.cascade import (cascade_backward, cascade_effective_weights, cascade_forward, cascade_init, cr_d_loss_backward,
                          cr_d_loss_forward, cr_g_loss_backward, cr_g_loss_forward)
 from gan.losses import d_loss_backward, d_loss_forward, g_loss_backward, g_loss_forward
 from tests.gradcheck import check_grad
@@ -110,7 +110,7 @@ def test_each_rejection_is_orthogonal_to_its_w(v, w):
     w = w + np.where(np.abs(w).sum(axis=1, keepdims=True) < 1e-3, 1.0, 0.0)   # no zero rows here
     _, (vs, _, wsq, scores) = cascade_forward(v, w)
     for k in range(len(vs) - 1):
-        scale = np.linalg.norm(vs[k], axis=1) * np.linalg.norm(w[k]) + 1e-300
+        scale = np.linalg.norm(vs[k], axis=1) * np.linalg.norm(w[k]) + 1e-3   # floor for tiny v
         assert np.all(np.abs(vs[k + 1] @ w[k]) <= 1e-9 * scale), f"v_{k + 2} not orthogonal to w_{k + 1}"
         # Pythagoras: |v_k|^2 = |v_{k+1}|^2 + s_k^2 / |w_k|^2
         np.testing.assert_allclose((vs[k] ** 2).sum(1),
@@ -157,3 +157,14 @@ def test_bad_input():
         cr_g_loss_forward(s, "ns", "last")
     with pytest.raises(ValueError, match="loss kind"):
         d_loss_forward(s[:, 0], s[:, 0], "wgan")
+
+
+@settings(max_examples=30)
+@given(v=arrays(np.float64, (4, 5), elements=finite), seed=st.integers(0, 2 ** 16), N=st.integers(1, 6))
+def test_scores_are_linear_in_v(v, seed, N):
+    """scores = v @ U.T with U from w alone: the rejections act on v through one fixed linear map."""
+    w = np.random.default_rng(seed).standard_normal((N, 5))
+    U = cascade_effective_weights(w)
+    np.testing.assert_allclose(U[0], w[0])
+    np.testing.assert_allclose(cascade_forward(v, w)[0], v @ U.T, rtol=1e-9,
+                               atol=1e-9 * (1 + np.abs(v).max()) * np.abs(U).max())
