@@ -8,7 +8,11 @@ chains started from the replay buffer. The loss, with the official code's sign f
     L = mean U(x+) - mean U(x-) + lambda (mean U(x+)^2 + mean U(x-)^2)
     dL/dU(x+_i) = (1 + 2 lambda U(x+_i)) / B,   dL/dU(x-_i) = (-1 + 2 lambda U(x-_i)) / B
 
-x- is treated as a constant (no gradient flows through the sampler). Adam with beta1 = 0: the
+x- is treated as a constant (no gradient flows through the sampler). A sample stuck where the data
+is not gets pushed up only until -1 + 2 lambda U = 0, i.e. U = 1 / (2 lambda): lambda caps the range
+of the energy at about 1 / (2 lambda) nats. IGEBM's lambda = 1 is harmless at its temperature of
+about 1e-6 (a range of 1 is a factor exp(1e6) in density), but at temperature 1 it flattens the
+model to within a factor e; here the default is lambda = 0.01 (a range of about 50). Adam with beta1 = 0: the
 sampler's distribution moves with theta, so momentum carries stale gradients (IGEBM uses 0).
 """
 import math
@@ -31,9 +35,10 @@ class TrainConfig:
     spectral_norm: bool = False
     batch: int = 256
     iters: int = 3000
-    lr: float = 1e-3
+    lr: float = 2e-3
+    lr_final: float = 2e-4            # lr decays linearly to this: damps the mode-weight oscillation
     beta2: float = 0.999
-    lam: float = 1.0                  # weight of the L2 energy regulariser (official code: 1)
+    lam: float = 0.01                 # weight of the L2 energy regulariser (official code: 1, see below)
     langevin_steps: int = 20          # K steps per training iteration
     step: float = 0.005               # eta of x <- x - eta dU + sigma xi
     noise: float = 0.1                # sigma; sqrt(2 eta) = 0.1 gives temperature 1
@@ -94,6 +99,7 @@ def train(data, cfg, rng, log_every=0):
         if not math.isfinite(loss):
             raise ValueError(f"training diverged at iteration {it}: loss {loss}")
         grads, state = cd_loss_backward(cache)
+        opt.lr = cfg.lr + (cfg.lr_final - cfg.lr) * (it - 1) / max(1, cfg.iters - 1)
         opt.step(params, grads)
         if log_every and (it % log_every == 0 or it == cfg.iters):
             _, U_pos, U_neg, _ = cache
