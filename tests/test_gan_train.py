@@ -72,7 +72,7 @@ def _mean_distance_to_modes(model, cfg):
 
 
 def test_training_is_deterministic_and_learns():
-    cfg = GANConfig(data="ring", n_stages=4, steps=250, n_eval=500, seed=3)
+    cfg = GANConfig(data="ring", n_stages=4, steps=150, batch=64, hidden=32, n_eval=500, seed=3)
     _, a = train(cfg)
     model, b = train(cfg)
     assert a["modes_covered"] == b["modes_covered"] and a["kl"] == b["kl"] and a["d_loss"] == b["d_loss"]
@@ -80,7 +80,7 @@ def test_training_is_deterministic_and_learns():
     # the generated points have moved towards the modes: mean distance to the nearest one shrinks
     before = _mean_distance_to_modes(init_gan(cfg, np.random.default_rng(cfg.seed)), cfg)
     after = _mean_distance_to_modes(model, cfg)
-    assert after < 0.6 * before, (before, after)
+    assert after < 0.75 * before, (before, after)     # measured: 1.66 -> 0.74
 
 
 def test_energy_grid_matches_discriminator():
@@ -101,14 +101,14 @@ def test_energy_grid_matches_discriminator():
 def test_demo_quick_train_writes_png(tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="the demo's PNG needs matplotlib")
     png = tmp_path / "s.png"
-    main(["--quick", "--steps", "60", "--stages", "2", "--png", str(png)])
+    main(["--quick", "--steps", "30", "--batch", "32", "--stages", "2", "--png", str(png)])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["n_stages"] == 2 and out["png"] == str(png) and png.stat().st_size > 10_000
     assert np.isfinite(out["kl"]) and 0 <= out["modes_covered"] <= 8
 
 
 def test_demo_compare_table(capsys):
-    main(["compare", "--steps", "30", "--seeds", "2", "--stages", "1", "2", "--data", "ring"])
+    main(["compare", "--steps", "10", "--batch", "32", "--seeds", "2", "--stages", "1", "2", "--data", "ring"])
     lines = capsys.readouterr().out.strip().splitlines()
     out = json.loads(lines[-1])
     assert set(out["mean_std"]["ring"]) == {"plain N=1", "CR N=2 G:all", "CR N=2 G:first"}
