@@ -22,7 +22,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m ebm", description=__doc__.splitlines()[0])
     p.add_argument("--data", choices=sorted(DATASETS), default="8gaussians")
     p.add_argument("--quick", action="store_true", help="a short run of the same pipeline (< 1 min)")
-    p.add_argument("--iters", type=int, default=None, help="training iterations (default 2000, quick 300)")
+    p.add_argument("--iters", type=int, default=None, help="training iterations (default 4000, quick 300)")
     p.add_argument("--lam", type=float, default=None, help="weight of lambda (U+^2 + U-^2)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--langevin-steps", type=int, default=None)
@@ -45,7 +45,7 @@ def main(argv=None):
     draw = DATASETS[args.data]
     n_train = 2000 if args.quick else 20000
     train_x, val_x, test_x = draw(n_train, rng), draw(1000, rng), draw(5000, rng)
-    cfg = TrainConfig(iters=300 if args.quick else 2000)
+    cfg = TrainConfig(iters=300 if args.quick else 4000)
     for name in ("iters", "lam", "lr", "langevin_steps"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
