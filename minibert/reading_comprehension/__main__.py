@@ -1,0 +1,187 @@
+"""`python -m minibert.reading_comprehension [train | predict | evaluate]`.
+
+With no subcommand: generate the synthetic corpus, train a small model from scratch, answer the held-out
+questions, print a few of them, then accuracy, F1, score, no-answer precision / recall and questions/s;
+the last line of stdout is one JSON object. Progress goes to stderr.
+"""
+import os
+
+# The matrices here are at most a few hundred wide: one BLAS thread is faster than two fighting over
+# them on a small shared machine. Set before NumPy loads; a value already set is kept.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
+from ..tokenizer import Tokenizer  # noqa: E402
+from ..vocab import save_vocab  # noqa: E402
+from .data import corpus_characters, load_records, save_records, synthetic_corpus  # noqa: E402
+from .infer import answer, encode_question  # noqa: E402
+from .metric import read_predictions, score_predictions, write_predictions  # noqa: E402
+from .train import small_config, train_model, vocab_tokens  # noqa: E402
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _model_args(p):
+    p.add_argument("--max-p-len", type=int, default=96, help="passage tokens with [CLS] and [SEP]")
+    p.add_argument("--max-q-len", type=int, default=24, help="question tokens")
+    p.add_argument("--max-a-len", type=int, default=12, help="answer tokens with the final [SEP]")
+
+
+def _train_args(p):
+    p.add_argument("--steps", type=int, default=4000, help="optimizer updates")
+    p.add_argument("--minutes", type=float, default=9.0, help="stop training after this many minutes")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
+
+
+def _decode_args(p):
+    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--mode", default="extractive", choices=["extractive", "generative"])
+    p.add_argument("--combine", default="vote", choices=["vote", "best"],
+                   help="vote over passages, or read only the passage surest of its first token")
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the same pipeline in under a minute")
+    ap.add_argument("--train-questions", type=int, default=6000)
+    ap.add_argument("--test-questions", type=int, default=300)
+    ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
+    _model_args(ap), _train_args(ap), _decode_args(ap)
+    sub = ap.add_subparsers(dest="command")
+    t = sub.add_parser("train", help="train on a data file, save the model")
+    t.add_argument("--data", required=True), t.add_argument("--out", required=True)
+    _model_args(t), _train_args(t)
+    pr = sub.add_parser("predict", help="answer the questions of a data file: id<TAB>answer lines")
+    pr.add_argument("--model", required=True), pr.add_argument("--data", required=True)
+    pr.add_argument("--out", required=True)
+    _model_args(pr), _decode_args(pr)
+    ev = sub.add_parser("evaluate", help="score a predictions file against a data file")
+    ev.add_argument("--data", required=True), ev.add_argument("--predictions", required=True)
+    return ap
+
+
+def fit(args, records, extra_chars=""):
+    """(tokenizer, config, params) trained on records, from scratch or from --init."""
+    if args.init:
+        tok = Tokenizer.from_pretrained(args.init, simplified=True)
+        config, params = load_pretrained(args.init, keep_tokens=tok.keep_tokens)
+    else:
+        tok = Tokenizer(vocab_tokens(corpus_characters(records) | set(extra_chars)))
+        config = small_config(len(tok.id_to_token), layers=args.layers, hidden=args.hidden, heads=args.heads,
+                              intermediate=2 * args.hidden,
+                              max_positions=args.max_p_len + args.max_q_len + args.max_a_len + 8)
+        params = None
+    deadline = time.perf_counter() + 60 * args.minutes
+    params, history = train_model(records, tok, config, params, args.steps, args.batch_size, args.lr,
+                                  warmup=min(200, args.steps // 10), seed=args.seed, max_p_len=args.max_p_len,
+                                  max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline)
+    return tok, config, params, history
+
+
+def save_model(path, tok, config, params):
+    save_pretrained(path, config, params)
+    save_vocab(tok.id_to_token, os.path.join(path, "vocab.txt"))
+
+
+def load_model(path):
+    tok = Tokenizer.from_pretrained(path)
+    config, params = load_pretrained(path)
+    return tok, config, params
+
+
+def predict(args, tok, config, params, records, decoder=None):
+    """id -> answer for every record; also the questions per second and the passages cut."""
+    kw = dict(beam_size=args.beam, mode=args.mode, combine=args.combine, max_p_len=args.max_p_len,
+              max_q_len=args.max_q_len, max_a_len=args.max_a_len)
+    if decoder is not None:
+        kw["decoder"] = decoder
+    cut = sum(encode_question(tok, r["question"], [p["passage"] for p in r["passages"]], args.max_p_len,
+                              args.max_q_len)[3] for r in records)
+    if cut:
+        _log(f"note: {cut} passages are longer than --max-p-len {args.max_p_len} tokens and are cut "
+             "(the token before [SEP] removed until they fit, as bert4keras does)")
+    t0, out = time.perf_counter(), {}
+    for r in records:
+        out[str(r["id"])] = answer(params, config, tok, r["question"], [p["passage"] for p in r["passages"]],
+                                   **kw)[0]
+    return out, len(records) / max(time.perf_counter() - t0, 1e-9)
+
+
+def _rounded(d):
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def run_demo(args):
+    if args.quick:
+        args.train_questions, args.test_questions = min(args.train_questions, 1500), min(args.test_questions, 60)
+        args.steps, args.minutes = min(args.steps, 250), min(args.minutes, 0.6)
+    t_start = time.perf_counter()
+    work = args.workdir or tempfile.mkdtemp(prefix="rc_demo_")
+    os.makedirs(work, exist_ok=True)
+    train, test = synthetic_corpus(args.train_questions, args.test_questions, seed=args.seed)
+    save_records(train, os.path.join(work, "train.json"))
+    save_records(test, os.path.join(work, "test.json"))
+    _log(f"corpus: {len(train)} training and {len(test)} held-out questions in {work}")
+    tok, config, params, history = fit(args, train, extra_chars=corpus_characters(test))
+    save_model(os.path.join(work, "model"), tok, config, params)   # kept even if a later step fails
+    train_seconds = time.perf_counter() - t_start
+    preds, qps = predict(args, tok, config, params, test)
+    write_predictions(preds, os.path.join(work, "predictions.tsv"))
+    for r in test[:6]:
+        gold = [p["answer"] for p in r["passages"] if p["answer"]]
+        print(f"Q: {r['question']}  passages: {len(r['passages'])}  gold: {gold[0] if gold else '(none)'}  "
+              f"model: {preds[str(r['id'])] or '(none)'}")
+    s = score_predictions(test, preds)
+    print(f"held-out: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score {s['score']:.3f}  no-answer "
+          f"precision {s['no_answer_precision']}  recall {s['no_answer_recall']}  {qps:.1f} questions/s")
+    summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, **_rounded(s),
+               "questions_per_second": round(qps, 1), "train_steps": history[-1][0] if history else 0,
+               "train_loss_last": round(history[-1][1], 4) if history else None,
+               "seconds_to_train": round(train_seconds, 1),
+               "seconds_total": round(time.perf_counter() - t_start, 1), "workdir": work}
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "evaluate":
+            s = score_predictions(load_records(args.data), read_predictions(args.predictions))
+            print(json.dumps(_rounded(s)))
+        elif args.command == "train":
+            records = load_records(args.data)
+            tok, config, params, history = fit(args, records)
+            save_model(args.out, tok, config, params)
+            print(json.dumps({"model": args.out, "steps": history[-1][0] if history else 0,
+                              "train_loss_last": round(history[-1][1], 4) if history else None}))
+        elif args.command == "predict":
+            tok, config, params = load_model(args.model)
+            preds, qps = predict(args, tok, config, params, load_records(args.data))
+            write_predictions(preds, args.out)
+            print(json.dumps({"predictions": args.out, "questions": len(preds),
+                              "questions_per_second": round(qps, 1)}))
+        else:
+            run_demo(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

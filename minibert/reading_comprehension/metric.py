@@ -1,0 +1,118 @@
+"""The SogouQA metric: normalization, accuracy (exact match), character-level F1, score = (acc + F1) / 2.
+
+As Sogou's evaluation script defines it:
+    normalize(s): full-width characters to half-width, lowercase, punctuation to a space, then every
+                  whitespace character removed
+    EM  = 1 if normalize(pred) equals normalize(g) for an accepted answer g, or if the set of normalized
+          space-separated parts of pred equals that of g (multi-part answers in any order)
+    F1  = max over accepted answers g of 2 P R / (P + R), with overlap = size of the character multiset
+          intersection, P = overlap / len(pred), R = overlap / len(g)   (both normalized)
+    an empty prediction scores 0.
+One addition for data with answerless questions (Sogou's have none): when the only accepted answer is ""
+the question is scored 1 for an empty prediction and 0 for any other.
+No-answer precision: of the questions answered "", the share whose accepted answer is "";
+no-answer recall: of the questions whose accepted answer is "", the share answered "".
+"""
+import os
+import unicodedata
+from collections import Counter
+
+from .data import accepted_answers
+
+
+def full_to_half(s):
+    """Full-width ASCII (U+FF01..U+FF5E) and the ideographic space to their half-width forms."""
+    out = []
+    for c in s:
+        code = ord(c)
+        if code == 0x3000:
+            code = 0x20
+        elif 0xFF01 <= code <= 0xFF5E:
+            code -= 0xFEE0
+        out.append(chr(code))
+    return "".join(out)
+
+
+def _is_punct(c):
+    return unicodedata.category(c)[0] in "PS"
+
+
+def normalize(s):
+    s = full_to_half(s).lower()
+    s = "".join(" " if _is_punct(c) else c for c in s)
+    return "".join(s.split())
+
+
+def parts(s):
+    """The set of normalized space-separated parts of s (empty parts dropped)."""
+    return {p for p in (normalize(x) for x in full_to_half(s).split()) if p}
+
+
+def exact_match(pred, golds):
+    if golds == [""] or not any(g.strip() for g in golds):
+        return float(normalize(pred) == "")
+    if not normalize(pred):
+        return 0.0
+    npred, ppred = normalize(pred), parts(pred)
+    return float(any(npred == normalize(g) or ppred == parts(g) for g in golds))
+
+
+def char_f1(pred, golds):
+    if golds == [""] or not any(g.strip() for g in golds):
+        return float(normalize(pred) == "")
+    npred = normalize(pred)
+    if not npred:
+        return 0.0
+    best = 0.0
+    for g in golds:
+        ng = normalize(g)
+        overlap = sum((Counter(npred) & Counter(ng)).values())
+        if overlap and ng:
+            p, r = overlap / len(npred), overlap / len(ng)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def score_predictions(records, predictions):
+    """records: checked data records; predictions: id (str) -> answer (a missing id counts as "").
+
+    returns {accuracy, f1, score, no_answer_precision, no_answer_recall, questions}
+    """
+    if not records:
+        raise ValueError("records: expected at least one record, got none")
+    em = f1 = 0.0
+    pred_empty = gold_empty = both = 0
+    for r in records:
+        golds = accepted_answers(r)
+        pred = predictions.get(str(r["id"]), "")
+        em += exact_match(pred, golds)
+        f1 += char_f1(pred, golds)
+        pe, ge = normalize(pred) == "", golds == [""]
+        pred_empty, gold_empty, both = pred_empty + pe, gold_empty + ge, both + (pe and ge)
+    n = len(records)
+    return {"accuracy": em / n, "f1": f1 / n, "score": (em + f1) / (2 * n),
+            "no_answer_precision": both / pred_empty if pred_empty else None,
+            "no_answer_recall": both / gold_empty if gold_empty else None, "questions": n}
+
+
+def read_predictions(path):
+    """id<TAB>answer lines (the answer may be empty); ValueError naming the line that is malformed."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"predictions file not found: {path}")
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for k, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            if "\t" not in line:
+                raise ValueError(f"{path}: line {k}: expected 'id<TAB>answer', got {line!r:.60}")
+            qid, ans = line.split("\t", 1)
+            out[qid] = ans
+    return out
+
+
+def write_predictions(predictions, path):
+    with open(path, "w", encoding="utf-8") as f:
+        for qid, ans in predictions.items():
+            f.write(f"{qid}\t{ans.replace(chr(9), ' ').replace(chr(10), ' ')}\n")

@@ -1,0 +1,120 @@
+"""Reading comprehension: the loader's checks, the synthetic corpus, the Sogou metric on hand-made cases."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from minibert.reading_comprehension.data import (RELATIONS, accepted_answers, check_records, load_records,
+                                                 save_records, synthetic_corpus)
+from minibert.reading_comprehension.metric import (char_f1, exact_match, normalize, score_predictions,
+                                                   write_predictions)
+from minibert.reading_comprehension.train import choose_label, clean_passage
+
+
+def _rec(rid="q1", question="谁？", passages=None):
+    return {"id": rid, "question": question,
+            "passages": [{"passage": "甲是医生。", "answer": "医生"}] if passages is None else passages}
+
+
+@pytest.mark.parametrize("bad, field", [
+    (dict(_rec(), id=None), "'id'"),
+    (dict(_rec(), question=""), "'question'"),
+    (dict(_rec(), passages=[]), "'passages'"),
+    (dict(_rec(), passages=[{"passage": "x"}]), "'passages[0].answer'"),
+    (dict(_rec(), passages=[{"passage": 3, "answer": ""}]), "'passages[0].passage'"),
+    (dict(_rec(), passages=["x"]), "'passages[0]'"),
+])
+def test_loader_names_record_and_field(tmp_path, bad, field):
+    good = _rec("ok-1")
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([good, bad]), encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        load_records(str(path))
+    msg = str(err.value)
+    assert field in msg and "index 1" in msg
+    if bad["id"] is not None:
+        assert repr(bad["id"]) in msg
+
+
+def test_loader_refuses_non_json_and_non_list(tmp_path):
+    p = tmp_path / "d.json"
+    p.write_text("not json {", encoding="utf-8")
+    with pytest.raises(ValueError, match="expected a JSON file"):
+        load_records(str(p))
+    p.write_text('{"id": 1}', encoding="utf-8")
+    with pytest.raises(ValueError, match="JSON list"):
+        load_records(str(p))
+    with pytest.raises(FileNotFoundError):
+        load_records(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="repeated id"):
+        check_records([_rec("a"), _rec("a")])
+
+
+def test_synthetic_corpus_seeded_held_out_and_varied(tmp_path):
+    train, test = synthetic_corpus(300, 100, seed=3, n_people=80)
+    again, _ = synthetic_corpus(300, 100, seed=3, n_people=80)
+    assert train == again
+    path = tmp_path / "t.json"
+    save_records(test, str(path))
+    assert load_records(str(path)) == test
+    train_text = "".join(p["passage"] for r in train for p in r["passages"])
+    patterns = [re.compile(re.escape(q).replace(re.escape("{e}"), "(.+)"))
+                for _, qs in RELATIONS.values() for q in qs]
+    test_names = {m.group(1) for r in test for m in (p.fullmatch(r["question"]) for p in patterns) if m}
+    assert len(test_names) > 10
+    # no held-out person (three-character names: a two-character one may be part of a longer name)
+    # appears anywhere in the training passages
+    assert not any(n in train_text for n in test_names if len(n) == 3)
+    counts = [len(r["passages"]) for r in train]
+    assert min(counts) >= 2 and max(counts) >= 4
+    with_ans = [sum(bool(p["answer"]) for p in r["passages"]) for r in train]
+    assert 0 in with_ans and any(0 < k < c for k, c in zip(with_ans, counts))
+    multi = [a for r in train for a in accepted_answers(r) if " " in a]
+    assert multi, "some answers have several parts"
+    for r in train:                          # a passage's answer, when given, is in it (parts joined by 、)
+        for p in r["passages"]:
+            assert all(part in p["passage"] for part in p["answer"].split())
+
+
+def test_metric_hand_made_cases():
+    assert normalize("ＡＢＣ，１２３！") == "abc123"
+    assert normalize(" 北京 市。") == "北京市"
+    assert exact_match("ａｂｃ", ["ABC"]) == 1.0                 # full-width, case
+    assert exact_match("东港市。", ["东港市"]) == 1.0             # punctuation dropped
+    assert exact_match("下棋 游泳", ["游泳 下棋"]) == 1.0          # parts in any order
+    assert exact_match("游泳", ["游泳 下棋"]) == 0.0
+    assert exact_match("", ["游泳"]) == 0.0 and char_f1("", ["游泳"]) == 0.0
+    assert char_f1("游泳", ["游泳 下棋"]) == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert char_f1("东港", ["东港市", "港"]) == pytest.approx(0.8)   # best over accepted answers
+    assert exact_match("", [""]) == 1.0 and exact_match("医生", [""]) == 0.0
+    records = [_rec("a"), _rec("b", passages=[{"passage": "无关。", "answer": ""}])]
+    s = score_predictions(records, {"a": "医生", "b": ""})
+    assert s["accuracy"] == 1.0 and s["score"] == 1.0 and s["no_answer_precision"] == 1.0
+    s = score_predictions(records, {"a": "", "b": ""})            # a missing answer is "no answer"
+    assert s["accuracy"] == 0.5 and s["no_answer_precision"] == 0.5 and s["no_answer_recall"] == 1.0
+
+
+def test_label_choice_and_cleaning():
+    assert clean_passage("甲 乙、丙；丁，戊") == "甲,乙,丙,丁,戊"
+    passage = clean_passage("张三喜欢游泳、下棋。")
+    assert choose_label(passage, ["李四", "游泳 下棋"], 96) == "游泳,下棋"
+    assert choose_label(passage, ["李四"], 96) == ""
+    assert choose_label(passage, ["下棋"], 8) == ""               # only passage[:max_p_len - 2] counts
+
+
+def test_evaluate_command(tmp_path):
+    data, preds = tmp_path / "d.json", tmp_path / "p.tsv"
+    save_records([_rec("a"), _rec("b")], str(data))
+    write_predictions({"a": "医生", "b": "护士"}, str(preds))
+    out = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data", str(data),
+                          "--predictions", str(preds)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["accuracy"] == 0.5 and figures["questions"] == 2
+    (tmp_path / "bad.json").write_text("[{", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
+                          str(tmp_path / "bad.json"), "--predictions", str(preds)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "JSON" in out.stderr
