@@ -125,12 +125,13 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
         loss, acc, _, grads = seq2seq_forward_backward(params, config, token_ids, segment_ids, real, drop)
         opt.update(params, grads)
         sums = [sums[0] + loss, sums[1] + acc, sums[2] + 1]
-        if step % every == 0 or step == steps:
+        stop = deadline is not None and time.perf_counter() > deadline
+        if step % every == 0 or step == steps or stop:
             history.append((step, sums[0] / sums[2], sums[1] / sums[2]))
             print(f"step {step}/{steps}  loss {history[-1][1]:.3f}  answer-token acc {history[-1][2]:.3f}  "
                   f"{time.perf_counter() - t0:.0f} s", file=log, flush=True)
             sums = [0.0, 0.0, 0]
-        if deadline is not None and time.perf_counter() > deadline:
+        if stop:
             print(f"time budget reached at step {step}", file=log, flush=True)
             break
     if n_cut:

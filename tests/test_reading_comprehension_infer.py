@@ -1,0 +1,151 @@
+"""Reading comprehension inference: the vote, the extractive constraint, no-answer, cache = recompute, demo."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minibert.kv_cache import FullRecompute, UniLMCache
+from minibert.model import init_params
+from minibert.reading_comprehension.infer import VotingState, answer, encode_question, ngram_continuations, vote
+from minibert.reading_comprehension.train import (choose_label, clean_passage, encode_example, small_config,
+                                                  vocab_tokens)
+from minibert.tokenizer import Tokenizer
+
+CHARS = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥。？"
+
+
+@pytest.fixture(scope="module")
+def model():
+    tok = Tokenizer(vocab_tokens(CHARS))
+    config = small_config(len(tok.id_to_token), layers=1, hidden=32, heads=2, intermediate=64, max_positions=64)
+    params = init_params(config, np.random.default_rng(0), dtype=np.float64)
+    params["cls.predictions.bias"] = params["cls.predictions.bias"].copy()
+    params["cls.predictions.bias"][tok.sep_id] = -5.0      # a random model that rarely says "no answer"
+    return tok, config, params
+
+
+def test_vote_formula():
+    p = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    expect = [(0.25 + 1 + 0.04) / (1 + 1.7), (0.25 + 0 + 0.09) / (1 + 0.8), 0.25 / 1.5]
+    np.testing.assert_allclose(vote(p), expect, rtol=1e-12)
+    assert vote(np.array([[1.0, 0.0]]))[0] == 0.5                       # one sure passage: 1/2
+    np.testing.assert_allclose(vote(np.ones((4, 1))), [4 / 5])           # n sure passages: n/(n+1)
+    batched = np.stack([p, p[::-1]])                                     # (..., n, V)
+    np.testing.assert_allclose(vote(batched)[0], vote(p))
+
+
+def test_ngram_table():
+    table = ngram_continuations([[5, 6, 7], [6, 8]], max_len=3)
+    assert table[()] == {5, 6, 7, 8}
+    assert table[(6,)] == {7, 8} and table[(5, 6)] == {7}
+    assert (5, 6, 7) not in table and (7,) not in table
+
+
+@settings(max_examples=25)
+@given(st.lists(st.text(alphabet=CHARS[:-2], min_size=1, max_size=12), min_size=1, max_size=4),
+       st.integers(1, 2), st.sampled_from(["vote", "best"]))
+def test_extractive_answers_stay_in_passages(model, passages, beam, combine):
+    tok, config, params = model
+    text, ids = answer(params, config, tok, "甲是什么？", passages, beam_size=beam, combine=combine,
+                       max_p_len=20, max_q_len=10, max_a_len=6)
+    if ids:   # the answer's tokens are a contiguous run of one passage's tokens
+        runs = [tok.text_to_ids(clean_passage(p))[:18] for p in passages]
+        assert any(any(r[i:i + len(ids)] == ids for i in range(len(r))) for r in runs), (text, passages)
+        assert text.replace(" ", "") in "".join(passages)
+
+
+def test_generative_mode_can_leave_the_passages(model):
+    tok, config, params = model
+    outside = 0
+    for k in range(6):
+        passages = ["甲乙", "丙丁"]
+        text, _ = answer(params, config, tok, CHARS[k] + "？", passages, mode="generative", max_a_len=6,
+                         max_p_len=20, max_q_len=10)
+        outside += text.replace(" ", "") not in "".join(passages)
+    assert outside > 0          # a random model generates freely; the constraint is what holds it in
+
+
+def test_all_answerless_passages_give_empty_answer(model):
+    tok, config, params = model
+    params = dict(params)
+    params["cls.predictions.bias"] = params["cls.predictions.bias"].copy()
+    params["cls.predictions.bias"][tok.sep_id] = 1e3                   # every passage says [SEP] first
+    for beam in (1, 2):
+        assert answer(params, config, tok, "甲？", ["甲乙丙", "丁戊", "己"], beam_size=beam) == ("", [])
+
+
+def test_empty_passage_list_and_bad_modes(model):
+    tok, config, params = model
+    with pytest.raises(ValueError, match="passages"):
+        answer(params, config, tok, "甲？", [])
+    with pytest.raises(ValueError, match="mode"):
+        answer(params, config, tok, "甲？", ["甲"], mode="abstractive")
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        answer(params, config, tok, "甲？", ["甲" * 100], max_p_len=80, max_a_len=6)
+
+
+def test_long_passage_is_cut_and_reported(model):
+    tok, _, _ = model
+    token_ids, lengths, passage_ids, cuts = encode_question(tok, "甲？", ["乙" * 50, "丙"], max_p_len=20,
+                                                            max_q_len=10)
+    assert cuts == 1 and len(passage_ids[0]) == 18 and lengths[1] == 3 + 3
+    ids, seg, cut = encode_example(tok, "乙" * 50, "甲？", "乙乙", 20, 10, 4)
+    assert cut and len(ids) == 20 + 3 + 3 and seg == [0] * 23 + [1] * 3
+
+
+def test_cached_and_recomputed_decoding_agree(model):
+    tok, config, params = model
+    passages = ["甲乙丙丁戊", "己庚辛", "壬癸子丑"]
+    for beam in (1, 2):
+        for mode in ("extractive", "generative"):
+            kw = dict(beam_size=beam, mode=mode, max_p_len=20, max_q_len=10, max_a_len=5)
+            a = answer(params, config, tok, "甲乙？", passages, decoder=UniLMCache, **kw)
+            b = answer(params, config, tok, "甲乙？", passages, decoder=FullRecompute, **kw)
+            assert a == b
+
+
+def test_voting_state_rows_are_votes(model):
+    tok, config, params = model
+    token_ids, lengths, _, _ = encode_question(tok, "甲？", ["甲乙", "丙丁戊"], 20, 10)
+    inner = UniLMCache(params, config, token_ids, lengths)
+    probs = np.exp(inner.next_log_probs())
+    state = VotingState(inner, 2)
+    np.testing.assert_allclose(np.exp(state.next_log_probs()[0]), vote(probs) + 1e-12, rtol=1e-9)
+    state.select(np.array([0, 0]))                                       # two beams of the same question
+    state.step(np.array([5, 6]))
+    assert state.next_log_probs().shape == (2, config.vocab_size)
+    assert inner.position.tolist() == [lengths[0] + 1, lengths[1] + 1] * 2
+
+
+def test_training_label_from_any_passage():
+    passages = ["甲喜欢子、丑。", "乙是医生。"]
+    answers = ["子 丑"]
+    assert choose_label(clean_passage(passages[0]), answers, 96) == "子,丑"
+    assert choose_label(clean_passage(passages[1]), answers, 96) == ""
+
+
+def test_quick_demo_runs(tmp_path):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "--quick", "--minutes", "0.15",
+                          "--steps", "60", "--train-questions", "300", "--test-questions", "20",
+                          "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert figures["questions"] == 20 and 0.0 <= figures["score"] <= 1.0 and figures["train_steps"] > 0
+    assert sum(ln.startswith("Q: ") for ln in lines) == 6
+    assert os.path.isfile(tmp_path / "model" / "model.safetensors")
+    # the saved model answers through the predict subcommand, and evaluate scores that file
+    pred = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "predict", "--model",
+                           str(tmp_path / "model"), "--data", str(tmp_path / "test.json"), "--out",
+                           str(tmp_path / "p2.tsv")], capture_output=True, text=True, timeout=60, env=env)
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
+                         str(tmp_path / "test.json"), "--predictions", str(tmp_path / "p2.tsv")],
+                        capture_output=True, text=True, timeout=60, env=env)
+    assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(figures["score"], abs=1e-4)
