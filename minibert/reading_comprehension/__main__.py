@@ -17,6 +17,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from ..kv_cache import FullRecompute, UniLMCache  # noqa: E402
 from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
 from ..tokenizer import Tokenizer  # noqa: E402
 from ..vocab import save_vocab  # noqa: E402
@@ -60,6 +61,7 @@ def build_parser():
     ap.add_argument("--quick", action="store_true", help="the same pipeline in under a minute")
     ap.add_argument("--train-questions", type=int, default=6000)
     ap.add_argument("--test-questions", type=int, default=300)
+    ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
     sub = ap.add_subparsers(dest="command")
@@ -126,6 +128,25 @@ def _rounded(d):
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
 
 
+def run_ablations(args, tok, config, params, test):
+    """One row per decoding variant on the same trained model: score, accuracy, F1, questions/s."""
+    base = dict(beam=args.beam, mode=args.mode, combine=args.combine)
+    variants = [("vote, extractive, beam 1", {}), ("single most confident passage", {"combine": "best"}),
+                ("generative (no n-gram constraint)", {"mode": "generative"}), ("beam 2", {"beam": 2})]
+    print("| variant | accuracy | F1 | score | questions/s |\n|---|---|---|---|---|")
+    for name, change in variants:
+        a = argparse.Namespace(**{**vars(args), **base, **change})
+        preds, qps = predict(a, tok, config, params, test)
+        s = score_predictions(test, preds)
+        print(f"| {name} | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | {qps:.1f} |", flush=True)
+    subset = test[:max(1, len(test) // 5)]
+    for name, decoder in (("cached (UniLMCache)", UniLMCache), ("uncached (FullRecompute)", FullRecompute)):
+        preds, qps = predict(argparse.Namespace(**{**vars(args), **base}), tok, config, params, subset, decoder)
+        s = score_predictions(subset, preds)
+        print(f"| {name}, {len(subset)} questions | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | "
+              f"{qps:.1f} |", flush=True)
+
+
 def run_demo(args):
     if args.quick:
         args.train_questions, args.test_questions = min(args.train_questions, 1500), min(args.test_questions, 60)
@@ -149,6 +170,8 @@ def run_demo(args):
     s = score_predictions(test, preds)
     print(f"held-out: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score {s['score']:.3f}  no-answer "
           f"precision {s['no_answer_precision']}  recall {s['no_answer_recall']}  {qps:.1f} questions/s")
+    if args.ablations:
+        run_ablations(args, tok, config, params, test)
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, **_rounded(s),
                "questions_per_second": round(qps, 1), "train_steps": history[-1][0] if history else 0,
                "train_loss_last": round(history[-1][1], 4) if history else None,
