@@ -12,8 +12,8 @@ The synthetic corpus is Chinese, from templates: people with made-up names and f
 job, school, colleague, two hobbies). Each question asks one fact of one person; its passages are
 three short texts, some stating that fact (with the answer) and some not, and every passage carries
 distractors: other facts of the same person and the same kind of fact about other people. Test
-questions are about people whose names never occur in the training split, and every person's facts
-are drawn at random, so a model can only answer by reading.
+questions are about people whose names never occur in the training split, and the facts are drawn
+afresh for every question, so a model can only answer by reading.
 """
 import json
 import os
@@ -107,10 +107,13 @@ def _names(rng, n):
 
 def _facts(rng, name, pool):
     """One random value per relation for a person (hobbies: two distinct ones, as 'a b')."""
-    others = [p for p in pool if p != name]
-    return {"birthplace": str(rng.choice(CITIES)), "job": str(rng.choice(JOBS)),
-            "school": str(rng.choice(SCHOOLS)), "colleague": str(rng.choice(others)),
-            "hobbies": " ".join(rng.choice(HOBBIES, size=2, replace=False))}
+    colleague = name
+    while colleague == name:
+        colleague = pool[int(rng.integers(len(pool)))]
+    c, j, s, h1, h2 = rng.integers(len(CITIES)), rng.integers(len(JOBS)), rng.integers(len(SCHOOLS)), \
+        rng.integers(len(HOBBIES)), rng.integers(len(HOBBIES) - 1)
+    return {"birthplace": CITIES[c], "job": JOBS[j], "school": SCHOOLS[s], "colleague": colleague,
+            "hobbies": HOBBIES[h1] + " " + HOBBIES[h2 + (h2 >= h1)]}
 
 
 def _sentence(name, rel, value):
@@ -137,17 +140,20 @@ def _passage(rng, name, rel, facts, people, with_answer):
     return "".join(sents[i] for i in order)
 
 
-def synthetic_records(n, rng, people, facts, prefix):
-    """n questions about the given people; facts: name -> relation -> value."""
+def synthetic_records(n, rng, people, prefix):
+    """n questions about the given people. Every question draws fresh facts for everyone (consistent
+    across its passages), so remembering a person's facts from another question does not help."""
     records = []
     for k in range(n):
         name = str(rng.choice(people))
+        others = [people[i] for i in rng.choice(len(people), size=7, replace=False) if people[i] != name][:6]
+        facts = {p: _facts(rng, p, people) for p in [name] + others}
         rel = str(rng.choice(list(RELATIONS)))
         question = str(rng.choice(RELATIONS[rel][1])).format(e=name)
         n_pass = int(rng.integers(2, 5))
         n_pos = 0 if rng.random() < 0.15 else int(rng.integers(1, n_pass + 1))
         has = rng.permutation([True] * n_pos + [False] * (n_pass - n_pos))
-        passages = [{"passage": _passage(rng, name, rel, facts, people, bool(h)),
+        passages = [{"passage": _passage(rng, name, rel, facts, others, bool(h)),
                      "answer": facts[name][rel] if h else ""} for h in has]
         records.append({"id": f"{prefix}{k}", "question": question, "passages": passages})
     return records
@@ -165,10 +171,8 @@ def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=400, held_out=0.
     n_out = max(3, int(round(held_out * n_people)))
     test_people = sorted(names[i] for i in order[:n_out])
     train_people = sorted(names[i] for i in order[n_out:])
-    facts = {p: _facts(rng, p, train_people) for p in train_people}
-    facts.update({p: _facts(rng, p, test_people) for p in test_people})
-    train = synthetic_records(n_train, rng, train_people, facts, "train-")
-    test = synthetic_records(n_test, rng, test_people, facts, "test-")
+    train = synthetic_records(n_train, rng, train_people, "train-")
+    test = synthetic_records(n_test, rng, test_people, "test-")
     return train, test
 
 
