@@ -90,3 +90,24 @@ def test_demo_smoke_train_predict_evaluate(tmp_path, capsys):
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # the saved EMA model, reloaded, finds exactly what the training run scored
     assert scored["f1"] == line["f1"], (scored, line)
+
+
+def test_init_from_a_pretrained_checkpoint(tmp_path, capsys):
+    """--init loads the encoder (its final LayerNorm kept for the subject branch) and adds fresh heads."""
+    from minibert.checkpoint import save_pretrained
+    from minibert.model import init_params
+    from minibert.vocab import save_vocab
+    train, _ = generate_corpus(200, 0, seed=0)
+    vocab = build_vocab([ex["text"] for ex in train], 2000)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    params = init_params(config, np.random.default_rng(0), heads=False)
+    save_pretrained(str(tmp_path / "bert"), config, params)
+    save_vocab(vocab, str(tmp_path / "bert" / "vocab.txt"))
+    out = main(["--init", str(tmp_path / "bert"), "--steps", "3", "--n-train", "40", "--n-test", "10",
+                "--out", str(tmp_path / "model")])
+    assert out["steps"] == 3 and 0.0 <= out["f1"] <= 1.0
+    from minibert.safetensors import read_safetensors
+    saved, _ = read_safetensors(str(tmp_path / "model" / "extractor.safetensors"))
+    assert {"cln.gamma_dense.weight", "object.weight", "encoder.layer.0.output.LayerNorm.weight"} <= set(saved)
+    assert saved["object.weight"].shape == (16, 2 * len(PREDICATES))
