@@ -149,3 +149,9 @@ def test_quick_demo_runs(tmp_path):
                          str(tmp_path / "test.json"), "--predictions", str(tmp_path / "p2.tsv")],
                         capture_output=True, text=True, timeout=60, env=env)
     assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(figures["score"], abs=1e-4)
+    # fine-tuning from a saved BERT directory (--init): here the model just trained
+    ft = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "train", "--data",
+                         str(tmp_path / "test.json"), "--init", str(tmp_path / "model"), "--steps", "3",
+                         "--out", str(tmp_path / "tuned")], capture_output=True, text=True, timeout=60, env=env)
+    assert ft.returncode == 0, ft.stderr[-2000:]
+    assert json.loads(ft.stdout.strip().splitlines()[-1])["steps"] == 3
