@@ -124,9 +124,9 @@ def _sentence(rng, pick):
         w = pick("work")
         return (f"《{w}》是由{p}执导，{q}、{r}主演的电影。",
                 [(w, "导演", p), (w, "主演", q), (w, "主演", r)])
-    if kind == 3:          # overlapping subjects: the person is inside the book's title
-        book = f"{p}传"
-        return (f"《{book}》是{q}创作的传记，{p}的妻子是{r}。", [(book, "作者", q), (p, "妻子", r)])
+    if kind == 3:          # overlapping subjects: the person is inside the book's title. The person comes
+        book = f"{p}传"    # first: two subjects sharing a start cannot both be decoded (nearest end)
+        return (f"{p}的妻子是{r}，《{book}》是{q}创作的传记。", [(book, "作者", q), (p, "妻子", r)])
     if kind == 4:          # a company with a Latin/digit name, three relations
         c = pick("company")
         return (f"{c}成立于{year}，创始人是{p}，总部位于{place}。",
