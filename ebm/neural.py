@@ -60,6 +60,28 @@ def energy_input_grad(dU, cache):
     return dh
 
 
+# OpenBLAS computes a product of at most about this many multiply-adds (M * K * N) on the calling
+# thread; above it, it wakes its worker threads, which on a busy 2-core machine costs milliseconds.
+_SMALL_GEMM = 1 << 17
+
+
+def _thin_matmul(a, W):
+    """a @ W for a tall a (B, K) and a thin product (K * N small: the input and output layers).
+
+    With NumPy the rows go in blocks of at most _SMALL_GEMM / (K * N), each one product that
+    OpenBLAS runs without waking a thread: (10000, 2) @ (2, 128) has only 2.6 M multiply-adds.
+    """
+    xp = get_xp(a)
+    B, (K, N) = a.shape[0], W.shape
+    rows = max(1, _SMALL_GEMM // max(1, K * N))
+    if xp is not np or B <= rows:
+        return a @ W
+    out = np.empty((B, N), np.result_type(a, W))
+    for i in range(0, B, rows):
+        np.matmul(a[i:i + rows], W, out=out[i:i + rows])
+    return out
+
+
 def swish_energy_and_input_grad(weights, biases, x):
     """U(x) and dU/dx of a Swish MLP in one pass down and one back, fusing what the pairs split.
 
@@ -73,8 +95,8 @@ def swish_energy_and_input_grad(weights, biases, x):
     """
     xp = get_xp(x)
     h, saved = x, []
-    for W, b in zip(weights[:-1], biases[:-1]):
-        z = h @ W                                                  # (B, H)
+    for i, (W, b) in enumerate(zip(weights[:-1], biases[:-1])):
+        z = _thin_matmul(h, W) if i == 0 else h @ W                # (B, H), layer 0 has K = D
         z += b
         s = xp.negative(z)
         with np.errstate(over="ignore"):   # exp(-z) = inf for very negative z gives s = 0, exact
@@ -84,14 +106,15 @@ def swish_energy_and_input_grad(weights, biases, x):
         z *= s                                                     # a = swish(z), in z's buffer
         saved.append((s, z))
         h = z
-    U = (h @ weights[-1])[:, 0] + biases[-1][0]                    # (B,)
+    U = _thin_matmul(h, weights[-1])[:, 0] + biases[-1][0]          # (B,)
     dh = weights[-1][:, 0]                                         # dU/da_last, the same for all B
-    for (s, a), W in zip(reversed(saved), reversed(weights[:-1])):
+    for i, (s, a), W in zip(range(len(saved) - 1, -1, -1), reversed(saved), reversed(weights[:-1])):
         dz = a * s
         xp.subtract(a, dz, out=dz)
         dz += s                                                    # dswish/dz = s + a - a s
         dz *= dh                                                   # (B, H)
-        dh = dz @ W.T                                              # forward was: z = h @ W + b
+        # forward was: z = h @ W + b
+        dh = _thin_matmul(dz, W.T) if i == 0 else dz @ W.T         # layer 0: N = D
     if not saved:                                                  # a linear energy: dU/dx = W0[:, 0]
         dh = xp.broadcast_to(dh, x.shape).copy()
     return U, dh
