@@ -62,6 +62,21 @@ def test_mixture_cdf_is_the_integral_of_the_density():
     assert abs(float(normal_cdf(1.96)) - 0.9750021) < 1e-6
 
 
+def test_normal_cdf_on_scalars_and_ring_construction():
+    """Regression: normal_cdf of a scalar (RingEnergy's log Z) must give a float64, not an object."""
+    for z in (1.96, np.float32(1.96), np.array(1.96)):
+        value = normal_cdf(z)
+        assert np.asarray(value).dtype == np.float64 and abs(float(value) - 0.9750021) < 1e-6
+    np.testing.assert_allclose(normal_cdf(np.array([-1.0, 0.0, 3.0])),
+                               [0.5 * (1 + math.erf(v / math.sqrt(2))) for v in (-1.0, 0.0, 3.0)],
+                               rtol=1e-15)
+    r, s = 2.0, 0.3
+    ring = RingEnergy(r, s)
+    phi = 0.5 * (1 + math.erf(r / s / math.sqrt(2)))
+    z = 2 * math.pi * (s * s * math.exp(-r * r / (2 * s * s)) + r * s * math.sqrt(2 * math.pi) * phi)
+    assert ring.log_z == pytest.approx(math.log(z), rel=1e-14)
+
+
 def test_float32_input_gives_float32_output():
     energy = _energies()["mixture-2d"]
     U, dU = energy(np.ones((3, 2), dtype=np.float32))
