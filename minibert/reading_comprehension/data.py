@@ -159,7 +159,7 @@ def synthetic_records(n, rng, people, prefix):
     return records
 
 
-def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=400, held_out=0.25):
+def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=4000, held_out=0.25):
     """(train, test) record lists; test questions are about people absent from the training split.
 
     A colleague of a training person is always a training person (and likewise for test people), so no
