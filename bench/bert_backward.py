@@ -48,7 +48,7 @@ def run(args):
         loss_ours, grads = ours()
         loss_ref = ref()
         w = model.bert.encoder.layer[0].intermediate.dense.weight.grad.numpy().T
-        err = {"loss": abs(float(loss_ours) - float(loss_ref)),
+        err = {"loss": abs(float(loss_ours) - float(loss_ref.detach())),
                "dW_layer0_intermediate": float(np.abs(grads["encoder.layer.0.intermediate.dense.weight"] - w).max())}
     t_ours, t_ref = time_pair(ours, ref, repeats, label="bert_backward")
     N, C, V = B * T, cfg.hidden_size, cfg.vocab_size
