@@ -44,7 +44,7 @@ def build_parser():
         p.add_argument("--schema", help="all_50_schemas (required with --data)")
         p.add_argument("--init", help="pretrained BERT directory (config.json, model.safetensors, vocab.txt)")
         p.add_argument("--out", help="directory to save the trained model (EMA weights)")
-        p.add_argument("--steps", type=int, default=1500)
+        p.add_argument("--steps", type=int, default=1000)
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--lr", type=float, default=2e-3)
         p.add_argument("--ema", type=float, default=0.99, help="EMA decay (bert4keras: 0.999 over 5000+ steps)")
