@@ -33,6 +33,12 @@ def main(argv=None):
         parser.error("--threads must be >= 1")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
+    # Both sides alternate on the same few cores, so neither side's idle worker threads may busy-wait
+    # after a parallel region and take the cores the other side (or our own main thread) needs next:
+    # PyTorch's OpenMP threads sleep when passive, and OpenBLAS's spin for 2^4 cycles instead of its
+    # default of about 2^28 (0.1 s). Both are read when the library loads, before the import below.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     args.extra = rest
     module = importlib.import_module(f"bench.{args.name}")
     result = module.run(args)

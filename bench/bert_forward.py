@@ -6,22 +6,12 @@
 same weights and the same thread count. --quick runs 2 layers. Reports GFLOP/s counted from the
 matmuls (the elementwise work is not counted).
 """
-import os
 import sys
 
-# Both sides alternate on the same few cores: PyTorch's OpenMP threads must not busy-wait after each
-# parallel region, or they steal the cores OpenBLAS needs for our next matmul (and the run measures
-# the contention, not the code). Set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# The same for OpenBLAS's worker threads on our side: by default they spin for about 2^28 cycles
-# after each product (0.1 s, longer than the elementwise work between two products), taking a core
-# from our main thread. 4 is OpenBLAS's shortest timeout (2^4 cycles). Read when NumPy loads OpenBLAS.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import minibert as mb  # noqa: E402
-from bench.harness import result, set_torch_threads, time_pair  # noqa: E402
+import minibert as mb
+from bench.harness import result, set_torch_threads, time_pair
 
 
 def bert_base(layers):

@@ -9,21 +9,13 @@ checks every step for non-finite values). The reference is the usual PyTorch loo
 x.requires_grad_(), U = net(x), torch.autograd.grad(U.sum(), x), update under no_grad.
 --quick: 2,000 chains, 3 runs each.
 """
-import os
 import sys
 
-# Neither side's worker threads busy-wait between products (they would take the cores the other
-# side, or our own main thread, needs next): PyTorch's OpenMP threads, and OpenBLAS's, which by
-# default spin for about 2^28 cycles after each product (4 is its shortest timeout, 2^4 cycles).
-# Both are read when the library loads, so they are set before NumPy and torch are imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.harness import result, set_torch_threads, time_pair  # noqa: E402
-from ebm.neural import neural_energy, neural_energy_init  # noqa: E402
-from ebm.samplers import practical_langevin  # noqa: E402
+from bench.harness import result, set_torch_threads, time_pair
+from ebm.neural import neural_energy, neural_energy_init
+from ebm.samplers import practical_langevin
 
 STEP, NOISE, STEPS, HIDDEN = 0.005, 0.1, 60, (128, 128)
 

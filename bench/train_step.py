@@ -8,18 +8,15 @@ dropout 0.1, 15% of positions masked. Both sides run the MLM head on the masked 
 gathered rows) and update with AdamW (decay 0.01, none on LayerNorm weights and biases).
 --quick runs 2 layers, batch 8.
 """
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see bench/bert_forward.py: idle torch threads sleep
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import minibert as mb  # noqa: E402
-from bench.bert_forward import torch_model  # noqa: E402
-from bench.harness import result, set_torch_threads, time_pair  # noqa: E402
-from minibert.mlm import mlm_forward_backward  # noqa: E402
-from minibert.optim import AdamW, skips_weight_decay  # noqa: E402
+import minibert as mb
+from bench.bert_forward import torch_model
+from bench.harness import result, set_torch_threads, time_pair
+from minibert.mlm import mlm_forward_backward
+from minibert.optim import AdamW, skips_weight_decay
 
 
 def run(args):
