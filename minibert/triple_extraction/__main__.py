@@ -100,7 +100,7 @@ def predict_all(params, config, tok, texts, predicates, maxlen, chunk=64):
 
 def train(args):
     if args.quick:
-        args.steps, args.n_train, args.n_test, args.hidden = 250, 1500, 200, 64
+        args.steps, args.n_train, args.n_test, args.hidden = 150, 1000, 100, 64
     t0 = time.time()
     rng = np.random.default_rng(args.seed)
     train_set, dev_set, predicates = load_data(args)
