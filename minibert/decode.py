@@ -60,19 +60,29 @@ def greedy(state, end_id, max_len, min_len=0, allowed=None):
     for _ in range(max_len):
         lp = constrain(state.next_log_probs().copy(), [out[i] for i in alive], end_id, min_len, allowed)
         tokens = lp.argmax(axis=1)                        # first maximum on ties
-        keep = []
-        for r, (i, t) in enumerate(zip(alive, tokens)):
-            if lp[r, t] == -np.inf or t == end_id:        # nothing allowed, or finished
-                continue
-            out[i].append(int(t))
-            keep.append(r)
-        if not keep or len(out[alive[keep[0]]]) >= max_len:
+        # a row stops when nothing is allowed or it chose the end token
+        stopped = (lp[np.arange(len(tokens)), tokens] == -np.inf) | (tokens == end_id)
+        alive = _extend(state, alive, out, tokens, stopped, max_len)
+        if alive is None:
             break
-        if len(keep) < len(alive):
-            state.select(np.array(keep))
-        alive = [alive[r] for r in keep]
-        state.step(tokens[keep])
     return out
+
+
+def _extend(state, alive, out, tokens, stopped, max_len):
+    """Append each live row's token unless it stopped, and move the state on by one step.
+
+    alive: indices into `out` of the rows in `state`    tokens, stopped: (R,) per row
+    Returns the indices still alive, or None when decoding is over.
+    """
+    keep = [r for r in range(len(alive)) if not stopped[r]]
+    for r in keep:
+        out[alive[r]].append(int(tokens[r]))
+    if not keep or len(out[alive[keep[0]]]) >= max_len:
+        return None
+    if len(keep) < len(alive):
+        state.select(np.array(keep))
+    state.step(tokens[keep])
+    return [alive[r] for r in keep]
 
 
 def beam_search(state, beam_size, end_id, max_len, min_len=0, length_penalty=0.0, allowed=None,
@@ -165,16 +175,8 @@ def sample(state, rng, end_id, max_len, min_len=0, top_k=None, top_p=None, tempe
         cdf = np.cumsum(np.exp(lp), axis=1)                # (R, V)
         u = rng.random(len(alive)) * cdf[:, -1]
         tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), lp.shape[1] - 1)
-        keep = []
-        for r, (i, t) in enumerate(zip(alive, tokens)):
-            if cdf[r, -1] == 0 or t == end_id:
-                continue
-            out[i].append(int(t))
-            keep.append(r)
-        if not keep or len(out[alive[keep[0]]]) >= max_len:
+        stopped = (cdf[:, -1] == 0) | (tokens == end_id)  # nothing allowed, or finished
+        alive = _extend(state, alive, out, tokens, stopped, max_len)
+        if alive is None:
             break
-        if len(keep) < len(alive):
-            state.select(np.array(keep))
-        alive = [alive[r] for r in keep]
-        state.step(tokens[keep])
     return out
