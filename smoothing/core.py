@@ -9,11 +9,32 @@ attention row): logsumexp is -inf, softmax is all zeros and log_softmax is all -
 produced and no floating-point warning is raised. A row holding NaN or +inf has no meaningful smooth
 maximum and is refused with a ValueError.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 # Rows are processed in blocks of about this many elements (512 KiB of float32, one core's L2 cache):
 # big enough that per-block Python overhead is small, small enough that the block stays cached.
 _BLOCK_ELEMS = 1 << 17
+# Arrays at least this large are split over threads (one per core, or OMP_NUM_THREADS if set).
+_PARALLEL_ELEMS = 1 << 20
+_POOLS = {}
+
+
+def _threads():
+    """Threads for large elementwise work: OMP_NUM_THREADS when set (as BLAS uses), else all cores."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+def _pool(workers):
+    """A shared thread pool of the given size, created on first use."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smoothing")
+    return _POOLS[workers]
 
 
 def get_xp(*arrays):
@@ -84,27 +105,43 @@ def _lse_last_axis(x2d, temperature, want_softmax):
     row_max = xp.empty((R, 1), dtype=x2d.dtype)
     row_sum = xp.empty((R, 1), dtype=x2d.dtype)
     p = xp.empty_like(x2d) if want_softmax else None
-    scratch = None if want_softmax else xp.empty_like(x2d[:max(1, _BLOCK_ELEMS // max(1, n))])
     inv_t = x2d.dtype.type(1.0 / temperature)
-    blocks = [slice(0, R)] if xp is not np else _row_blocks(R, n)
-    # NaN / +inf rows are detected after the loop (from row_max) and refused; until then their
-    # arithmetic may produce inf * 0, which must not turn into a warning first.
-    with np.errstate(invalid="ignore", over="ignore"):
-        for rows in blocks:
-            xb = x2d[rows]
-            m = row_max[rows]
-            xb.max(axis=1, keepdims=True, out=m)                  # (r, 1)
-            buf = p[rows] if want_softmax else scratch[:xb.shape[0]]
-            # an all -inf row has m = -inf; shifting it by 0 instead keeps exp(-inf) = 0, not NaN
-            xp.subtract(xb, xp.where(m == -xp.inf, 0, m), out=buf)
-            if inv_t != 1.0:
-                buf *= inv_t
-            xp.exp(buf, out=buf)                                  # entries in [0, 1]
-            s = row_sum[rows]
-            buf.sum(axis=1, keepdims=True, out=s)                 # >= 1 unless the row is all -inf
-            if want_softmax:
-                # all -inf row: s = 0, use 1 / inf = 0 so the row stays all zeros
-                buf *= xp.reciprocal(xp.where(s == 0, xp.inf, s))
+
+    def run_blocks(blocks):
+        scratch = None if want_softmax else xp.empty_like(x2d[:max(1, _BLOCK_ELEMS // max(1, n))])
+        # NaN / +inf rows are detected after the loop (from row_max) and refused; until then their
+        # arithmetic may produce inf * 0, which must not turn into a warning first. (errstate is
+        # per thread, so it is set here, inside each worker.)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for rows in blocks:
+                xb = x2d[rows]
+                m = row_max[rows]
+                xb.max(axis=1, keepdims=True, out=m)                  # (r, 1)
+                buf = p[rows] if want_softmax else scratch[:xb.shape[0]]
+                # an all -inf row has m = -inf; shifting it by 0 instead keeps exp(-inf) = 0, not NaN
+                xp.subtract(xb, xp.where(m == -xp.inf, 0, m), out=buf)
+                if inv_t != 1.0:
+                    buf *= inv_t
+                xp.exp(buf, out=buf)                                  # entries in [0, 1]
+                s = row_sum[rows]
+                buf.sum(axis=1, keepdims=True, out=s)                 # >= 1 unless the row is all -inf
+                if want_softmax:
+                    # all -inf row: s = 0, use 1 / inf = 0 so the row stays all zeros
+                    buf *= xp.reciprocal(xp.where(s == 0, xp.inf, s))
+
+    if xp is not np:
+        run_blocks([slice(0, R)])
+    else:
+        blocks = _row_blocks(R, n)
+        workers = min(_threads(), len(blocks)) if R * n >= _PARALLEL_ELEMS else 1
+        if workers == 1:
+            run_blocks(blocks)
+        else:
+            # NumPy's ufuncs release the GIL, so contiguous shares of the row blocks (disjoint rows of
+            # row_max, row_sum and p) run truly in parallel, as many as BLAS is given threads
+            share = -(-len(blocks) // workers)
+            parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
+            list(_pool(len(parts)).map(run_blocks, parts))
     bad = ~(row_max < xp.inf)                                     # NaN or +inf somewhere in the row
     if bad.any():
         raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {R} rows)")
