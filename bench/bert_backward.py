@@ -7,12 +7,10 @@ positions labelled; every parameter's gradient is computed on both sides. --quic
 """
 import sys
 
-# bench.bert_forward first: it sets the thread wait policies, which must precede NumPy and torch
-from bench.bert_forward import bert_base, matmul_flops, torch_model  # noqa: I100
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import minibert as mb  # noqa: E402
+import minibert as mb
+from bench.bert_forward import bert_base, matmul_flops, torch_model
 from bench.harness import result, set_torch_threads, time_pair
 
 
