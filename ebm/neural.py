@@ -8,11 +8,15 @@ Lipschitz constant (IGEBM trains with it). Training needs dU/dparams (`energy_ba
 gan's `mlp_backward`); sampling needs only dU/dx (`energy_input_grad` walks the same cache and
 skips the weight gradients, which would double the work of every Langevin step).
 """
+import threading
+
 import numpy as np
 
 from gan.mlp import mlp_backward, mlp_forward, mlp_init
 from gan.nn import ACTIVATIONS, spectral_norm_forward
 from smoothing import get_xp
+
+from .swish_energy import swish_energy_and_input_grad
 
 
 def neural_energy_init(rng, dim=2, hidden=(128, 128), spectral_norm=False, dtype=np.float64):
@@ -60,72 +64,13 @@ def energy_input_grad(dU, cache):
     return dh
 
 
-# OpenBLAS computes a product of at most about this many multiply-adds (M * K * N) on the calling
-# thread; above it, it wakes its worker threads, which on a busy 2-core machine costs milliseconds.
-_SMALL_GEMM = 1 << 17
-
-
-def _thin_matmul(a, W):
-    """a @ W for a tall a (B, K) and a thin product (K * N small: the input and output layers).
-
-    With NumPy the rows go in blocks of at most _SMALL_GEMM / (K * N), each one product that
-    OpenBLAS runs without waking a thread: (10000, 2) @ (2, 128) has only 2.6 M multiply-adds.
-    """
-    xp = get_xp(a)
-    B, (K, N) = a.shape[0], W.shape
-    rows = max(1, _SMALL_GEMM // max(1, K * N))
-    if xp is not np or B <= rows:
-        return a @ W
-    out = np.empty((B, N), np.result_type(a, W))
-    for i in range(0, B, rows):
-        np.matmul(a[i:i + rows], W, out=out[i:i + rows])
-    return out
-
-
-def swish_energy_and_input_grad(weights, biases, x):
-    """U(x) and dU/dx of a Swish MLP in one pass down and one back, fusing what the pairs split.
-
-    weights: [W0 (D, H), ..., Wn (H, 1)]   biases: [b0 (H,), ..., bn (1,)]   x: (B, D)
-    returns U: (B,), dU/dx: (B, D); the same numbers as energy_forward + energy_input_grad with
-    activation="swish" (tested), with fewer passes over (B, H) arrays:
-      s = sigmoid(z) = 1 / (1 + exp(-z))          (one transcendental; exp(-z) = inf gives s = 0)
-      a = z * s,   dswish/dz = s + z s (1 - s) = s + a - a s
-      the last layer has one output, so dU/da_last = Wn[:, 0] for every chain (no matmul).
-    Sampling is dominated by these elementwise passes, hence the in-place arithmetic.
-    """
-    xp = get_xp(x)
-    h, saved = x, []
-    for i, (W, b) in enumerate(zip(weights[:-1], biases[:-1])):
-        z = _thin_matmul(h, W) if i == 0 else h @ W                # (B, H), layer 0 has K = D
-        z += b
-        s = xp.negative(z)
-        with np.errstate(over="ignore"):   # exp(-z) = inf for very negative z gives s = 0, exact
-            xp.exp(s, out=s)
-        s += 1.0
-        xp.reciprocal(s, out=s)                                    # sigmoid(z) = 1 / (1 + exp(-z))
-        z *= s                                                     # a = swish(z), in z's buffer
-        saved.append((s, z))
-        h = z
-    U = _thin_matmul(h, weights[-1])[:, 0] + biases[-1][0]          # (B,)
-    dh = weights[-1][:, 0]                                         # dU/da_last, the same for all B
-    for i, (s, a), W in zip(range(len(saved) - 1, -1, -1), reversed(saved), reversed(weights[:-1])):
-        dz = a * s
-        xp.subtract(a, dz, out=dz)
-        dz += s                                                    # dswish/dz = s + a - a s
-        dz *= dh                                                   # (B, H)
-        # forward was: z = h @ W + b
-        dh = _thin_matmul(dz, W.T) if i == 0 else dz @ W.T         # layer 0: N = D
-    if not saved:                                                  # a linear energy: dU/dx = W0[:, 0]
-        dh = xp.broadcast_to(dh, x.shape).copy()
-    return U, dh
-
-
 def neural_energy(params, state=None, activation="swish", fused=True):
     """The callable a sampler takes: x (B, D) -> (U (B,), dU/dx (B, D)), at the parameters of now.
 
     With spectral norm every layer uses W / sigma(W) from the given `state` on every call (one fixed
-    energy for the whole chain). fused=True (Swish only) runs swish_energy_and_input_grad; otherwise
-    gan's mlp_forward and energy_input_grad, the plain pairs.
+    energy for the whole chain). fused=True (Swish only) runs swish_energy_and_input_grad, reusing
+    its (B, H) buffers from step to step (one set per calling thread); otherwise gan's mlp_forward
+    and energy_input_grad, the plain pairs.
     """
     D, n = _dim(params), len(params) // 2
     if fused and activation == "swish":
@@ -133,12 +78,15 @@ def neural_energy(params, state=None, activation="swish", fused=True):
         if state:
             weights = [spectral_norm_forward(W, state[f"u{i}"])[0] for i, W in enumerate(weights)]
         biases = [params[f"b{i}"] for i in range(n)]
+        buffers = threading.local()
 
     def energy(x):
         if not hasattr(x, "ndim") or x.ndim != 2 or x.shape[1] != D:
             raise ValueError(f"x must have shape (B, {D}), got {getattr(x, 'shape', type(x).__name__)}")
         if fused and activation == "swish":
-            return swish_energy_and_input_grad(weights, biases, x)
+            if not hasattr(buffers, "work"):
+                buffers.work = {}
+            return swish_energy_and_input_grad(weights, biases, x, work=buffers.work)
         U, cache = energy_forward(params, x, state, activation)
         # upstream gradient dU/dU = 1 for every chain makes dx the input gradient
         return U, energy_input_grad(get_xp(U).ones_like(U), cache)
