@@ -3,7 +3,8 @@
     python -m bench bert_forward [--quick]
 
 12 layers, hidden 768, 12 heads, 3072, batch 8, length 128, float32, no dropout; both sides use the
-same weights and the same thread count. --quick runs 2 layers. Reports GFLOP/s counted from the
+same weights and the same thread count, neither keeping anything for a backward pass (torch.no_grad,
+keep_cache=False). --quick runs 2 layers. Reports GFLOP/s counted from the
 matmuls (the elementwise work is not counted).
 """
 import sys
@@ -53,7 +54,8 @@ def run(args):
     ids = rng.integers(1, cfg.vocab_size, (B, T))
     print(f"bert_forward: {layers} layers, B={B}, T={T}, float32, {args.threads} thread(s), "
           f"{repeats} runs each", file=sys.stderr)
-    ours = lambda: mb.bert_forward(params, cfg, ids)  # noqa: E731
+    # no gradient on either side: keep_cache=False is our torch.no_grad()
+    ours = lambda: mb.bert_forward(params, cfg, ids, keep_cache=False)  # noqa: E731
     ref, err = None, None
     if torch is not None:
         model = torch_model(torch, cfg, params).eval()

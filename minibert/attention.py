@@ -11,18 +11,25 @@ belong to the encoder block (model.py), not here.
 For incremental decoding, `past_kv` holds the keys and values of earlier positions (B, NH, Tp, HS);
 the new ones are appended, and the cache's 'key' / 'value' entries are the full (B, NH, Tp + T, HS)
 arrays to pass as past_kv at the next step.
+
+How it runs fast on a CPU: the three projections are one (C, 3C) product whose output, seen as
+(B, T, 3, NH, HS), already holds every head; the per-head products read those strided views and
+write the context straight into (B, T, NH, HS) order, so no head is ever copied out or back. The
+scores of one batch row and a few heads (about 0.5 MB) go through scale, mask, softmax, dropout and
+the product with v while still in cache, and these pieces are spread over the threads.
 """
 import math
 
 import numpy as np
 
-from smoothing import get_xp, softmax, softmax_backward
+from smoothing import get_xp
 
-from .layers import dropout_backward, dropout_forward, linear_backward, linear_forward
+from .layers import dropout_mask, linear_backward, linear_forward
+from .parallel import run_pieces
 
 
 def split_heads(x, num_heads):
-    """(B, T, C) -> (B, NH, T, HS), a contiguous copy (batched matmuls run faster on it)."""
+    """(B, T, C) -> (B, NH, T, HS), a contiguous copy."""
     B, T, C = x.shape
     xp = get_xp(x)
     return xp.ascontiguousarray(x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3))
@@ -38,34 +45,75 @@ def merge_heads(x):
 # OpenBLAS runs a product of at most about this many multiply-adds (M * K * N) on the calling
 # thread alone; above it, every small per-head product is handed to its worker threads.
 _SMALL_GEMM = 1 << 17
+# Scores per attention piece (one batch row, a few heads): 512 KiB of float32, an L2 cache's worth.
+_PIECE_SCORES = 1 << 17
 
 
-def bmm(a, b):
-    """a @ b over matching leading axes, as one 3-D matmul.
+def matmul_rows(a, b, out):
+    """out = a @ b over matching leading axes, any of the three possibly a strided view.
 
-    a: (..., M, K)   b: (..., K, N)   returns (..., M, N)
-    NumPy runs a 4-D matmul whose operand is a transposed view about ten times slower than the same
-    product with the leading axes merged (measured at B=8, NH=12, T=128), so they are merged here.
-    With NumPy the rows of a are also cut into blocks small enough (block * K * N <= _SMALL_GEMM)
-    that OpenBLAS computes each one on the calling thread: with two BLAS threads on a busy 2-core
-    machine, waking the second thread for each of the B * NH small products cost up to 1000x the
-    arithmetic (2.2 s instead of 2.5 ms for 96 products of (128, 64) @ (64, 128)).
+    a: (..., M, K)   b: (..., K, N)   out: (..., M, N)
+    With NumPy the rows of a are cut into blocks small enough (block * K * N <= _SMALL_GEMM) that
+    OpenBLAS computes each one on the calling thread: waking a second BLAS thread for each small
+    per-head product cost up to 1000x the arithmetic on a busy 2-core machine, and the threads here
+    already share the pieces between the cores.
     """
-    lead, (M, K), N = a.shape[:-2], a.shape[-2:], b.shape[-1]
-    a3, b3 = a.reshape(-1, M, K), b.reshape(-1, K, N)
+    xp = get_xp(a)
+    (M, K), N = a.shape[-2:], b.shape[-1]
     rows = M
-    if get_xp(a) is np:
+    if xp is np:
         while rows * K * N > _SMALL_GEMM and rows % 2 == 0:
             rows //= 2
     if rows < M:
-        # (L, M / rows, rows, K) @ (L, 1, K, N): each block is one small single-threaded product
-        out = (a3.reshape(a3.shape[0], M // rows, rows, K) @ b3[:, None]).reshape(-1, M, N)
-    else:
-        out = a3 @ b3
-    return out.reshape(*lead, M, N)
+        # (..., M / rows, rows, K) @ (..., 1, K, N): views of the same memory, never copies
+        a = np.reshape(a, a.shape[:-2] + (M // rows, rows, K), copy=False)
+        out = np.reshape(out, out.shape[:-2] + (M // rows, rows, N), copy=False)
+        b = b[..., None, :, :]
+    xp.matmul(a, b, out=out)
 
 
-def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=None):
+def _attention_pieces(B, NH, T, Tk, xp):
+    """(batch slice, head slice) pieces: one batch row and as many heads as fit _PIECE_SCORES."""
+    if xp is not np:
+        return [(slice(None), slice(None))]
+    heads = max(1, min(NH, _PIECE_SCORES // max(1, T * Tk)))
+    return [(slice(b, b + 1), slice(h, min(h + heads, NH))) for b in range(B) for h in range(0, NH, heads)]
+
+
+def _softmax_rows(s):
+    """softmax along the last axis of scores s, in place; a row that is all -inf becomes all zeros.
+
+    Same operations as smoothing.softmax (so the same numbers), on a piece that is in cache.
+    """
+    xp = get_xp(s)
+    m = s.max(axis=-1, keepdims=True)                     # (..., 1)
+    if not bool((m < xp.inf).all()):
+        raise ValueError("attention scores contain NaN or +inf")
+    m[m == -xp.inf] = 0.0                                 # all masked: exp(-inf - 0) = 0, no NaN
+    s -= m
+    xp.exp(s, out=s)
+    z = s.sum(axis=-1, keepdims=True)                     # >= 1 unless the row is all masked
+    z[z == 0.0] = xp.inf                                  # 1 / inf = 0 keeps a masked row at zero
+    s *= xp.reciprocal(z, out=z)
+
+
+def qkv_weights(params, p, scale):
+    """The three projections side by side: W (C_in, 3C) and b (3C,), q's columns times `scale`."""
+    Wq, Wk, Wv = (params[p + name + ".weight"] for name in ("query", "key", "value"))
+    bq, bk, bv = (params[p + name + ".bias"] for name in ("query", "key", "value"))
+    xp = get_xp(Wq)
+    C_in, C = Wq.shape
+    W = xp.empty((C_in, 3 * C), dtype=xp.result_type(Wq, Wk, Wv))
+    b = xp.empty(3 * C, dtype=xp.result_type(bq, bk, bv))
+    # the 1/sqrt(HS) of the scores folded into q: a (C_in, C) pass instead of one over (B, NH, T, T)
+    xp.multiply(Wq, scale, out=W[:, :C])
+    xp.multiply(bq, scale, out=b[:C])
+    W[:, C:2 * C], W[:, 2 * C:] = Wk, Wv
+    b[C:2 * C], b[2 * C:] = bk, bv
+    return W, b
+
+
+def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=None, keep_cache=True):
     """Multi-head self-attention of one encoder block (without its residual and LayerNorm).
 
     x: (B, T, C)   params: dict of arrays   prefix: e.g. 'encoder.layer.0.attention'
@@ -73,33 +121,53 @@ def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=No
     mask: (B, T, Tk) bool or None (all visible); Tk = Tp + T with past_kv, else T
     rng: Generator for attention dropout, or None (no dropout)
     past_kv: (key, value) of earlier positions, each (B, NH, Tp, HS), or None
+    keep_cache: False for inference: no probabilities are stored and the cache is None
     returns out (B, T, C) and the cache for attention_backward
     """
     xp = get_xp(x)
-    NH = config.num_attention_heads
-    p = prefix + ".self."
-    q, q_cache = linear_forward(x, params[p + "query.weight"], params[p + "query.bias"])
-    k, k_cache = linear_forward(x, params[p + "key.weight"], params[p + "key.bias"])
-    v, v_cache = linear_forward(x, params[p + "value.weight"], params[p + "value.bias"])
-    q *= 1.0 / math.sqrt(config.head_size)                # the 1/sqrt(HS) folded into q: (B, T, C) not (T, T)
-    q, k, v = split_heads(q, NH), split_heads(k, NH), split_heads(v, NH)   # (B, NH, T, HS)
+    B, T = x.shape[:2]
+    NH, HS = config.num_attention_heads, config.head_size
+    scale = 1.0 / math.sqrt(HS)
+    W, b = qkv_weights(params, prefix + ".self.", scale)
+    qkv, qkv_cache = linear_forward(x, W, b)              # (B, T, 3C), q already scaled
+    q, k, v = qkv.reshape(B, T, 3, NH, HS).transpose(2, 0, 3, 1, 4)   # each (B, NH, T, HS), views
     past_len = 0
     if past_kv is not None:
         past_len = past_kv[0].shape[2]
         k = xp.concatenate([past_kv[0], k], axis=2)       # (B, NH, Tp + T, HS)
         v = xp.concatenate([past_kv[1], v], axis=2)
-    scores = bmm(q, k.transpose(0, 1, 3, 2))                 # (B, NH, T, Tk)
-    if mask is not None:
-        # a masked score is -inf, so its probability is exactly 0 (an all-masked row gives all zeros)
-        xp.copyto(scores, -xp.inf, where=~mask[:, None, :, :])
-    probs = softmax(scores, axis=-1)                      # (B, NH, T, Tk)
-    dropped, drop_cache = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
-    ctx = merge_heads(bmm(dropped, v))                       # (B, T, C)
+    Tk = k.shape[2]
+    hidden = None if mask is None else ~mask[:, None]     # (B, 1, T, Tk), True = may not attend
+    p_drop = config.attention_probs_dropout_prob
+    drop = dropout_mask((B, NH, T, Tk), q.dtype, p_drop, rng) if rng is not None and p_drop > 0 else None
+    probs = xp.empty((B, NH, T, Tk), q.dtype) if keep_cache else None
+    dropped = probs if drop is None or not keep_cache else xp.empty_like(probs)
+    ctx = xp.empty((B, T, NH, HS), q.dtype)
+    ctx_heads = ctx.transpose(0, 2, 1, 3)                 # (B, NH, T, HS), a view
+    pieces = _attention_pieces(B, NH, T, Tk, xp)
+
+    def piece(i):
+        bs, hs = pieces[i]
+        s = probs[bs, hs] if keep_cache else xp.empty(q[bs, hs].shape[:-1] + (Tk,), q.dtype)
+        matmul_rows(q[bs, hs], k[bs, hs].swapaxes(-1, -2), s)            # scores (., ., T, Tk)
+        if hidden is not None:
+            # a masked score is -inf, so its probability is exactly 0 (an all-masked row gives zeros)
+            xp.copyto(s, -xp.inf, where=hidden[bs])
+        _softmax_rows(s)
+        d = s
+        if drop is not None:
+            d = dropped[bs, hs] if keep_cache else s
+            xp.multiply(s, drop[bs, hs], out=d)
+        matmul_rows(d, v[bs, hs], ctx_heads[bs, hs])
+
+    run_pieces(piece, len(pieces))
     p = prefix + ".output.dense."
-    out, o_cache = linear_forward(ctx, params[p + "weight"], params[p + "bias"])
+    out, o_cache = linear_forward(ctx.reshape(B, T, NH * HS), params[p + "weight"], params[p + "bias"])
+    if not keep_cache:
+        return out, None
     cache = {"prefix": prefix, "q": q, "key": k, "value": v, "probs": probs, "dropped": dropped,
-             "drop": drop_cache, "q_lin": q_cache, "k_lin": k_cache, "v_lin": v_cache,
-             "o_lin": o_cache, "past_len": past_len, "scale": 1.0 / math.sqrt(config.head_size)}
+             "drop": drop, "qkv_lin": qkv_cache, "o_lin": o_cache, "past_len": past_len,
+             "scale": scale}
     return out, cache
 
 
@@ -110,29 +178,51 @@ def attention_backward(dout, cache):
     Keys and values from past_kv are treated as constants (no gradient flows into them).
     """
     prefix, q, k, v = cache["prefix"], cache["q"], cache["key"], cache["value"]
-    NH, past = q.shape[1], cache["past_len"]
+    probs, dropped, drop, past = cache["probs"], cache["dropped"], cache["drop"], cache["past_len"]
+    xp = get_xp(q)
+    B, NH, T, HS = q.shape
+    Tk = k.shape[2]
     grads = {}
     p = prefix + ".output.dense."
     dctx, grads[p + "weight"], grads[p + "bias"] = linear_backward(dout, cache["o_lin"])
-    dctx = split_heads(dctx, NH)                          # (B, NH, T, HS)
-    # forward was: ctx = dropped @ v
-    ddropped = bmm(dctx, v.transpose(0, 1, 3, 2))            # (B, NH, T, Tk)
-    dv = bmm(cache["dropped"].transpose(0, 1, 3, 2), dctx)   # (B, NH, Tk, HS)
-    dprobs = dropout_backward(ddropped, cache["drop"])
-    # forward was: probs = softmax(scores); masked entries have probs = 0, so their gradient is 0
-    dscores = softmax_backward(dprobs, cache["probs"], axis=-1)
-    # forward was: scores = q @ k^T with q already scaled by 1/sqrt(HS)
-    dq = bmm(dscores, k)                                    # (B, NH, T, HS)
-    dq *= cache["scale"]
-    dk = bmm(dscores.transpose(0, 1, 3, 2), q)               # (B, NH, Tk, HS)
-    dk, dv = dk[:, :, past:], dv[:, :, past:]             # only the new positions came from x
-    dx = None
-    for name, d in (("query", dq), ("key", dk), ("value", dv)):
+    dctx = dctx.reshape(B, T, NH, HS).transpose(0, 2, 1, 3)          # (B, NH, T, HS), a view
+    dqkv = xp.empty((B, T, 3, NH, HS), dtype=q.dtype)
+    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                        # each (B, NH, T, HS), views
+    pieces = _attention_pieces(B, NH, T, Tk, xp)
+
+    def piece(i):
+        bs, hs = pieces[i]
+        # forward was: ctx = dropped @ v
+        ds = xp.empty(q[bs, hs].shape[:-1] + (Tk,), q.dtype)          # (., ., T, Tk)
+        matmul_rows(dctx[bs, hs], v[bs, hs].swapaxes(-1, -2), ds)    # d dropped
+        kv_shape = k[bs, hs].shape                                    # (., ., Tk, HS)
+        dv_all = dv[bs, hs] if past == 0 else xp.empty(kv_shape, q.dtype)
+        matmul_rows(dropped[bs, hs].swapaxes(-1, -2), dctx[bs, hs], dv_all)
+        if drop is not None:
+            ds *= drop[bs, hs]                                        # d probs
+        # forward was: probs = softmax(scores); dscores = p * (dprobs - sum(dprobs * p)), masked p = 0
+        pr = probs[bs, hs]
+        ds *= pr
+        ds -= pr * ds.sum(axis=-1, keepdims=True)
+        # forward was: scores = q @ k^T with q already scaled by 1/sqrt(HS)
+        matmul_rows(ds, k[bs, hs], dq[bs, hs])
+        dk_all = dk[bs, hs] if past == 0 else xp.empty(kv_shape, q.dtype)
+        matmul_rows(ds.swapaxes(-1, -2), q[bs, hs], dk_all)
+        if past:
+            dk[bs, hs], dv[bs, hs] = dk_all[:, :, past:], dv_all[:, :, past:]   # only new positions
+
+    run_pieces(piece, len(pieces))
+    # forward was: qkv = x W + b, W = [Wq * scale, Wk, Wv] side by side
+    x, W = cache["qkv_lin"]
+    C = NH * HS
+    d2 = dqkv.reshape(-1, 3 * C)                                      # (N, 3C)
+    dx = (d2 @ W.T).reshape(x.shape)
+    x2 = x.reshape(-1, x.shape[-1])                                   # (N, C_in)
+    for n, name in enumerate(("query", "key", "value")):
         p = f"{prefix}.self.{name}."
-        dxi, grads[p + "weight"], grads[p + "bias"] = linear_backward(merge_heads(d),
-                                                                      cache[name[0] + "_lin"])
-        if dx is None:
-            dx = dxi
-        else:
-            dx += dxi                                     # x fed all three projections
+        d = d2[:, n * C:(n + 1) * C]                                  # (N, C), a strided view
+        grads[p + "weight"], grads[p + "bias"] = x2.T @ d, d.sum(axis=0)
+        if name == "query":
+            grads[p + "weight"] *= cache["scale"]
+            grads[p + "bias"] *= cache["scale"]
     return dx, grads

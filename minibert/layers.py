@@ -13,6 +13,8 @@ import numpy as np
 
 from smoothing import get_xp
 
+from .parallel import row_pieces, run_pieces
+
 # ---- linear ------------------------------------------------------------------------------
 
 
@@ -42,22 +44,41 @@ def linear_backward(dout, cache):
 # ---- LayerNorm ---------------------------------------------------------------------------
 
 
-def layernorm_forward(x, gamma, beta, eps=1e-12):
+def _layernorm_rows(x, xhat, out, rstd, gamma, beta, eps):
+    """LayerNorm of the rows of x (R, C) into xhat and out (both (R, C), may be one array, may be x)."""
+    xp = get_xp(x)
+    xp.subtract(x, x.mean(axis=-1, keepdims=True), out=xhat)           # centred
+    # row variance as a dot product of each row with itself: no (R, C) square temporary
+    var = xp.einsum("...i,...i->...", xhat, xhat)[..., None] / x.shape[-1]
+    rstd[...] = 1.0 / xp.sqrt(var + eps)                                # (R, 1)
+    xhat *= rstd
+    xp.multiply(xhat, gamma, out=out)
+    out += beta
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-12, inplace=False):
     """LayerNorm over the last axis.
 
     x: (..., C)   gamma, beta: (C,)
     y = (x - mean) / sqrt(var + eps) * gamma + beta
+    inplace: write y over x (C-contiguous) and keep no cache, for inference
+    With NumPy, rows go in blocks that stay in cache, spread over the threads (same numbers).
     """
     xp = get_xp(x)
     C = x.shape[-1]
-    xhat = x - x.mean(axis=-1, keepdims=True)             # (..., C), centred
-    # row variance as a dot product of each row with itself: no (..., C) square temporary
-    var = xp.einsum("...i,...i->...", xhat, xhat)[..., None] / C
-    rstd = 1.0 / xp.sqrt(var + eps)                       # (..., 1)
-    xhat *= rstd
-    out = xhat * gamma
-    out += beta
-    return out, (xhat, rstd, gamma)
+    if inplace and not x.flags.c_contiguous:
+        raise ValueError("layernorm_forward(inplace=True) needs a C-contiguous x")
+    x = xp.ascontiguousarray(x)
+    out = x if inplace else xp.empty_like(x)
+    xhat = out if inplace else xp.empty_like(x)
+    x2, h2, o2 = x.reshape(-1, C), xhat.reshape(-1, C), out.reshape(-1, C)
+    rstd = xp.empty((x2.shape[0], 1), dtype=x.dtype)
+    pieces = row_pieces(x2.shape[0], C, 1 << 17) if xp is np else [slice(None)]
+    run_pieces(lambda i: _layernorm_rows(x2[pieces[i]], h2[pieces[i]], o2[pieces[i]],
+                                         rstd[pieces[i]], gamma, beta, eps), len(pieces))
+    if inplace:
+        return out, None
+    return out, (xhat, rstd.reshape(*x.shape[:-1], 1), gamma)
 
 
 def layernorm_backward(dout, cache):
@@ -82,18 +103,33 @@ def layernorm_backward(dout, cache):
 
 # ---- GELU --------------------------------------------------------------------------------
 
-# Abramowitz & Stegun 7.1.26: for z >= 0, erf(z) = 1 - (a1 t + ... + a5 t^5) exp(-z^2) + e(z),
-# t = 1 / (1 + p z), |e(z)| <= 1.5e-7: as good as float32 can hold, with one exp and no branches.
-_AS_P = 0.3275911
-_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+# erf(z) = tanh(z P(z^2)), P of degree 6: the coefficients were fitted to atanh(erf(z)) / z on
+# [0, 4] (minimax of the error in erf, by reweighted least squares in float64). |error| <= 6e-8 in
+# exact arithmetic, about 1.4e-7 evaluated in float32, as good as float32 holds; z P(z^2) rises with
+# z, so beyond the fit tanh goes to +-1 as erf does. One tanh and 14 multiply-adds, no branches.
+_ERF_TANH = (1.1283797054285856, 0.10276548191369861, -1.843849736661795e-04,
+             -6.257182031794708e-04, 8.971194528860173e-05, -5.985558981175468e-06,
+             1.5895064313204784e-07)
+# GELU's Phi(x) = (1 + erf(x / sqrt 2)) / 2 = (1 + tanh(x Q(x^2))) / 2, Q_k = P_k / (sqrt 2 * 2^k)
+_PHI_TANH = tuple(c / (math.sqrt(2.0) * 2.0 ** k) for k, c in enumerate(_ERF_TANH))
+
+
+def _odd_tanh_argument(x, u, s, coefs):
+    """s = x * (c0 + c1 u + c2 u^2 + ...) with u = x * x, by Horner's rule in place."""
+    np.multiply(x, x, out=u)
+    np.multiply(u, coefs[-1], out=s)
+    for c in coefs[-2:0:-1]:
+        s += c
+        s *= u
+    s += coefs[0]
+    s *= x
 
 
 def erf(x):
     """The error function, elementwise, in the dtype of x.
 
     float64 (used by every gradient and reference check): math.erf per element, exact to about one
-    ulp but slow. float32 / float16: Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7 (about 4e-7
-    once evaluated in float32), fast.
+    ulp but slow. float32 / float16: tanh(x P(x^2)) (see _ERF_TANH), |error| <= 1.4e-7 in float32.
     CuPy arrays use cupyx.scipy.special.erf.
     """
     xp = get_xp(x)
@@ -102,81 +138,101 @@ def erf(x):
         return cupyx.scipy.special.erf(x)
     if x.dtype == np.float64:
         return np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
-    a = np.abs(x)
-    t = a * _AS_P
-    t += 1.0
-    np.reciprocal(t, out=t)
-    poly = t * _AS_A[4]                                   # Horner, in place: ((a5 t + a4) t + ...) t
-    for coef in _AS_A[3::-1]:
-        poly += coef
-        poly *= t
-    np.square(a, out=a)
-    np.negative(a, out=a)
-    np.exp(a, out=a)                                      # exp(-z^2)
-    poly *= a
-    np.subtract(1.0, poly, out=poly)
-    return np.copysign(poly, x, out=poly)
+    u, s = np.empty_like(x), np.empty_like(x)
+    _odd_tanh_argument(x, u, s, _ERF_TANH)
+    return np.tanh(s, out=s)
 
 
-# Elementwise GELU work is done block by block on NumPy arrays: each of its ~20 passes then reads
-# and writes a block that stays in the L2 cache instead of a (B*T, 3072) array in main memory.
-# Blocks change nothing in the numbers (every element sees the same operations).
-_GELU_BLOCK = 1 << 15
-
-
-def _blocks(x):
-    """Slices of x.reshape(-1) of _GELU_BLOCK elements, or None where blocking does not apply."""
-    if get_xp(x) is not np or x.size <= _GELU_BLOCK or not x.flags.c_contiguous:
-        return None
-    return [slice(i, i + _GELU_BLOCK) for i in range(0, x.size, _GELU_BLOCK)]
-
-
-def _gelu_forward_values(x, kind):
-    """(y, saved) of gelu_forward on one array; saved is Phi(x) for 'erf', tanh(u) for 'tanh'."""
+def _gelu_values(x, kind):
+    """(y, saved) of gelu_forward in plain array operations: float64 (exact erf) and CuPy."""
     xp = get_xp(x)
     if kind == "erf":
         cdf = erf(x * (1.0 / math.sqrt(2.0)))
         cdf += 1.0
         cdf *= 0.5                                        # Phi(x)
         return x * cdf, cdf
-    u = x * x                                             # x*x*x, never x**3 (a slow path on float32)
+    th = _tanh_u(x, xp.empty_like(x))
+    return x * ((th + 1.0) * 0.5), th
+
+
+def _tanh_u(x, u):
+    """u = tanh(sqrt(2/pi) (x + 0.044715 x^3)), in place in u; x*x*x, never x**3 (slow on float32)."""
+    xp = get_xp(x)
+    xp.multiply(x, x, out=u)
     u *= 0.044715
     u += 1.0
     u *= x
     u *= math.sqrt(2.0 / math.pi)
-    th = xp.tanh(u, out=u)
-    half = th + 1.0
-    half *= 0.5                                           # (1 + tanh u) / 2
-    return x * half, th
+    return xp.tanh(u, out=u)
 
 
-def gelu_forward(x, kind="erf"):
+def _gelu_block(x, y, saved, scratch, kind):
+    """GELU of one contiguous block: y = gelu(x), saved = Phi(x) ('erf') or tanh(u) ('tanh').
+
+    y may be x itself (in place); scratch: a block-sized buffer, or y when y is not x.
+    """
+    if kind == "erf":
+        _odd_tanh_argument(x, scratch, saved, _PHI_TANH)
+        np.tanh(saved, out=saved)
+        saved *= 0.5
+        saved += 0.5                                      # Phi(x)
+        np.multiply(x, saved, out=y)
+    else:
+        _tanh_u(x, saved)
+        np.add(saved, 1.0, out=scratch)
+        scratch *= 0.5                                    # (1 + tanh u) / 2
+        np.multiply(x, scratch, out=y)
+
+
+# Elementwise GELU work goes block by block: each of its ~18 passes then reads and writes a block
+# that stays in the L2 cache instead of a (B*T, 3072) array in main memory; blocks are spread over
+# the threads. Blocks change nothing in the numbers (every element sees the same operations).
+_GELU_BLOCK = 1 << 16
+
+
+def gelu_forward(x, kind="erf", inplace=False):
     """GELU, exact or the tanh approximation.
 
     x: any shape   kind: 'erf' or 'tanh'   returns the same shape
     erf:  y = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
     tanh: y = x * (1 + tanh(u)) / 2,  u = sqrt(2/pi) * (x + 0.044715 x^3)
+    inplace: write y over x (C-contiguous) and keep no cache, for inference
     """
     if kind not in ("erf", "tanh"):
         raise ValueError(f"kind must be 'erf' or 'tanh', got {kind!r}")
-    blocks = _blocks(x)
-    if blocks is None:
-        y, saved = _gelu_forward_values(x, kind)
+    if inplace and not x.flags.c_contiguous:
+        raise ValueError("gelu_forward(inplace=True) needs a C-contiguous x")
+    if get_xp(x) is not np or (kind == "erf" and x.dtype == np.float64):
+        y, saved = _gelu_values(x, kind)
+        if inplace:
+            x[...] = y
+            return x, None
         return y, (x, saved, kind)
-    y, saved = np.empty_like(x), np.empty_like(x)
-    xf, yf, sf = x.reshape(-1), y.reshape(-1), saved.reshape(-1)
-    for b in blocks:
-        yf[b], sf[b] = _gelu_forward_values(xf[b], kind)
-    return y, (x, saved, kind)
+    x = np.ascontiguousarray(x)
+    y = x if inplace else np.empty_like(x)
+    saved = None if inplace else np.empty_like(x)
+    xf, yf, sf = x.reshape(-1), y.reshape(-1), None if inplace else saved.reshape(-1)
+    pieces = row_pieces(xf.size, 1, _GELU_BLOCK)
+
+    def piece(i):
+        b = pieces[i]
+        if inplace:
+            s, scratch = np.empty((2, b.stop - b.start), x.dtype)
+        else:
+            s, scratch = sf[b], yf[b]
+        _gelu_block(xf[b], yf[b], s, scratch, kind)
+
+    run_pieces(piece, len(pieces))
+    return y, None if inplace else (x, saved, kind)
 
 
-def _gelu_grad_values(dout, x, saved, kind):
-    """dout * dgelu/dx on one array (see gelu_backward)."""
+def _gelu_grad_values(dout, x, saved, kind, g):
+    """g = dout * dgelu/dx (see gelu_backward), g: an output array of x's shape."""
     xp = get_xp(x)
     if kind == "erf":
         cdf = saved
         # forward was: y = x * Phi(x);  dy/dx = Phi(x) + x * phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi)
-        g = x * x
+        xp.multiply(x, x, out=g)
         g *= -0.5
         xp.exp(g, out=g)
         g *= x
@@ -191,7 +247,7 @@ def _gelu_grad_values(dout, x, saved, kind):
         du += 1.0
         du *= math.sqrt(2.0 / math.pi) * 0.5
         du *= x
-        g = th * th
+        xp.multiply(th, th, out=g)
         xp.subtract(1.0, g, out=g)
         g *= du
         g += 0.5
@@ -203,18 +259,28 @@ def _gelu_grad_values(dout, x, saved, kind):
 def gelu_backward(dout, cache):
     """Returns dx, same shape as dout."""
     x, saved, kind = cache
-    blocks = _blocks(x)
-    if blocks is None or dout.shape != x.shape:
-        return _gelu_grad_values(dout, x, saved, kind)
-    g = np.empty_like(x)                                  # x's dtype, as the in-place passes give
+    xp = get_xp(x)
+    dout = xp.broadcast_to(dout, x.shape)
+    g = xp.empty(x.shape, dtype=x.dtype)                  # x's dtype, as in-place passes give
+    if xp is not np:
+        return _gelu_grad_values(dout, x, saved, kind, g)
     df, gf = np.ascontiguousarray(dout).reshape(-1), g.reshape(-1)
     xf, sf = x.reshape(-1), saved.reshape(-1)
-    for b in blocks:
-        gf[b] = _gelu_grad_values(df[b], xf[b], sf[b], kind)
+    pieces = row_pieces(xf.size, 1, _GELU_BLOCK)
+    run_pieces(lambda i: _gelu_grad_values(df[pieces[i]], xf[pieces[i]], sf[pieces[i]], kind,
+                                           gf[pieces[i]]), len(pieces))
     return g
 
 
 # ---- dropout -----------------------------------------------------------------------------
+
+
+def dropout_mask(shape, dtype, p, rng):
+    """The scaled keep-mask of inverted dropout: 1 / (1 - p) where kept (probability 1 - p), else 0."""
+    keep = rng.random(shape, dtype=dtype) >= p            # True = kept
+    mask = keep.astype(dtype)
+    mask *= 1.0 / (1.0 - p)
+    return mask
 
 
 def dropout_forward(x, p, rng=None):
@@ -228,9 +294,7 @@ def dropout_forward(x, p, rng=None):
         raise ValueError(f"dropout p must be in [0, 1), got {p!r}")
     if rng is None or p == 0.0:
         return x, None
-    keep = rng.random(x.shape, dtype=x.dtype) >= p        # (same shape), True = kept
-    mask = keep.astype(x.dtype)
-    mask *= 1.0 / (1.0 - p)
+    mask = dropout_mask(x.shape, x.dtype, p, rng)
     return x * mask, mask
 
 

@@ -101,19 +101,24 @@ def init_params(config, rng, dtype=np.float32, heads=True):
     return params
 
 
-def embeddings_forward(params, config, token_ids, segment_ids, position_offset=0, rng=None):
+def embeddings_forward(params, config, token_ids, segment_ids, position_offset=0, rng=None,
+                       keep_cache=True):
     """Token + segment + position embeddings, then LayerNorm and dropout.
 
     token_ids, segment_ids: (B, T) ints (already checked)   position_offset: first position (for
-    decoding with cached keys)   returns (B, T, C)
+    decoding with cached keys)   keep_cache: False for inference (the cache is None)
+    returns (B, T, C)
     """
     T = token_ids.shape[1]
     e = params["embeddings.word_embeddings.weight"][token_ids]          # (B, T, C), a gather
     e += params["embeddings.token_type_embeddings.weight"][segment_ids]
     e += params["embeddings.position_embeddings.weight"][position_offset:position_offset + T]
     x, ln = layernorm_forward(e, params["embeddings.LayerNorm.weight"],
-                              params["embeddings.LayerNorm.bias"], config.layer_norm_eps)
+                              params["embeddings.LayerNorm.bias"], config.layer_norm_eps,
+                              inplace=not keep_cache)
     x, drop = dropout_forward(x, config.hidden_dropout_prob, rng)
+    if not keep_cache:
+        return x, None
     return x, (token_ids, segment_ids, position_offset, ln, drop, config)
 
 
@@ -140,26 +145,29 @@ def embeddings_backward(dout, cache):
             "embeddings.LayerNorm.weight": dgamma, "embeddings.LayerNorm.bias": dbeta}
 
 
-def encoder_layer_forward(x, params, i, config, mask=None, rng=None, past_kv=None):
+def encoder_layer_forward(x, params, i, config, mask=None, rng=None, past_kv=None, keep_cache=True):
     """Encoder block i (post-LN): x = LN(x + drop(attn(x))); x = LN(x + drop(W2 gelu(W1 x))).
 
     x: (B, T, C)   mask: (B, T, Tk) bool or None   past_kv: see attention_forward
+    keep_cache: False for inference: intermediates are overwritten in place and the cache is None
     returns (B, T, C) and the cache; cache['attention']['key'/'value'] are this block's keys/values
     """
-    p, eps = f"encoder.layer.{i}.", config.layer_norm_eps
-    a, attn = attention_forward(x, params, p + "attention", config, mask, rng, past_kv)
+    p, eps, inplace = f"encoder.layer.{i}.", config.layer_norm_eps, not keep_cache
+    a, attn = attention_forward(x, params, p + "attention", config, mask, rng, past_kv, keep_cache)
     a, drop1 = dropout_forward(a, config.hidden_dropout_prob, rng)
     a += x                                                            # residual, in place
     h, ln1 = layernorm_forward(a, params[p + "attention.output.LayerNorm.weight"],
-                               params[p + "attention.output.LayerNorm.bias"], eps)
+                               params[p + "attention.output.LayerNorm.bias"], eps, inplace)
     f, lin1 = linear_forward(h, params[p + "intermediate.dense.weight"],
                              params[p + "intermediate.dense.bias"])  # (B, T, F)
-    g, act = gelu_forward(f, config.gelu_kind)
+    g, act = gelu_forward(f, config.gelu_kind, inplace)
     o, lin2 = linear_forward(g, params[p + "output.dense.weight"], params[p + "output.dense.bias"])
     o, drop2 = dropout_forward(o, config.hidden_dropout_prob, rng)
     o += h
     out, ln2 = layernorm_forward(o, params[p + "output.LayerNorm.weight"],
-                                 params[p + "output.LayerNorm.bias"], eps)
+                                 params[p + "output.LayerNorm.bias"], eps, inplace)
+    if not keep_cache:
+        return out, None
     return out, {"i": i, "attention": attn, "drop1": drop1, "ln1": ln1, "lin1": lin1,
                  "act": act, "lin2": lin2, "drop2": drop2, "ln2": ln2}
 
@@ -186,13 +194,15 @@ def encoder_layer_backward(dout, cache):
     return dx, g
 
 
-def bert_forward(params, config, token_ids, segment_ids=None, mask=None, rng=None):
+def bert_forward(params, config, token_ids, segment_ids=None, mask=None, rng=None, keep_cache=True):
     """The BERT encoder: final hidden states of every position.
 
     params: dict (see encoder_param_shapes)   config: BertConfig
     token_ids: (B, T) ints in [0, vocab_size)   segment_ids: (B, T) ints in [0, type_vocab_size), or None (all 0)
     mask: None, a (B, T) padding mask (1 = real token) or a (B, T, T) bool mask (True = may attend)
     rng: Generator for dropout, or None (evaluation: no dropout)
+    keep_cache: False when no gradient is wanted (as torch.no_grad): the cache is None, and the
+    layers work in place instead of keeping every intermediate
     returns hidden (B, T, C) and the cache for bert_backward
     """
     check_params(params, encoder_param_shapes(config))
@@ -206,12 +216,12 @@ def bert_forward(params, config, token_ids, segment_ids=None, mask=None, rng=Non
         segment_ids = xp.zeros((B, T), dtype=np.int64)
     segment_ids = _check_ids(segment_ids, "segment_ids", config.type_vocab_size, (B, T))
     mask = as_attention_mask(mask, B, T)
-    x, emb = embeddings_forward(params, config, token_ids, segment_ids, 0, rng)
+    x, emb = embeddings_forward(params, config, token_ids, segment_ids, 0, rng, keep_cache)
     layers = []
     for i in range(config.num_hidden_layers):
-        x, c = encoder_layer_forward(x, params, i, config, mask, rng)
+        x, c = encoder_layer_forward(x, params, i, config, mask, rng, keep_cache=keep_cache)
         layers.append(c)
-    return x, {"embeddings": emb, "layers": layers}
+    return x, ({"embeddings": emb, "layers": layers} if keep_cache else None)
 
 
 def bert_backward(dhidden, cache):
