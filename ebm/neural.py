@@ -8,8 +8,6 @@ Lipschitz constant (IGEBM trains with it). Training needs dU/dparams (`energy_ba
 gan's `mlp_backward`); sampling needs only dU/dx (`energy_input_grad` walks the same cache and
 skips the weight gradients, which would double the work of every Langevin step).
 """
-import threading
-
 import numpy as np
 
 from gan.mlp import mlp_backward, mlp_forward, mlp_init
@@ -68,9 +66,8 @@ def neural_energy(params, state=None, activation="swish", fused=True):
     """The callable a sampler takes: x (B, D) -> (U (B,), dU/dx (B, D)), at the parameters of now.
 
     With spectral norm every layer uses W / sigma(W) from the given `state` on every call (one fixed
-    energy for the whole chain). fused=True (Swish only) runs swish_energy_and_input_grad, reusing
-    its (B, H) buffers from step to step (one set per calling thread); otherwise gan's mlp_forward
-    and energy_input_grad, the plain pairs.
+    energy for the whole chain). fused=True (Swish only) runs swish_energy_and_input_grad; otherwise
+    gan's mlp_forward and energy_input_grad, the plain pairs.
     """
     D, n = _dim(params), len(params) // 2
     if fused and activation == "swish":
@@ -78,15 +75,12 @@ def neural_energy(params, state=None, activation="swish", fused=True):
         if state:
             weights = [spectral_norm_forward(W, state[f"u{i}"])[0] for i, W in enumerate(weights)]
         biases = [params[f"b{i}"] for i in range(n)]
-        buffers = threading.local()
 
     def energy(x):
         if not hasattr(x, "ndim") or x.ndim != 2 or x.shape[1] != D:
             raise ValueError(f"x must have shape (B, {D}), got {getattr(x, 'shape', type(x).__name__)}")
         if fused and activation == "swish":
-            if not hasattr(buffers, "work"):
-                buffers.work = {}
-            return swish_energy_and_input_grad(weights, biases, x, work=buffers.work)
+            return swish_energy_and_input_grad(weights, biases, x)
         U, cache = energy_forward(params, x, state, activation)
         # upstream gradient dU/dU = 1 for every chain makes dx the input gradient
         return U, energy_input_grad(get_xp(U).ones_like(U), cache)
