@@ -4,8 +4,9 @@
 
 10,000 chains in 2-D, 60 steps of x <- x - eta dU/dx + sigma xi, U an MLP 2 -> 128 -> 128 -> 1 with
 Swish, float32, the same weights on both sides. Ours is ebm.samplers.practical_langevin over
-ebm.neural.neural_energy (forward, then dU/dx by the backward pairs, no weight gradients; it also
-checks every step for non-finite values). The reference is the usual PyTorch loop:
+ebm.neural.neural_energy, which runs ebm.swish_energy (U, then dU/dx by hand, no weight gradients,
+in row blocks split over --threads threads; the sampler also checks every step for non-finite
+values). The reference is the usual PyTorch loop:
 x.requires_grad_(), U = net(x), torch.autograd.grad(U.sum(), x), update under no_grad.
 --quick: 2,000 chains, 3 runs each.
 """
