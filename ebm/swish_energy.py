@@ -82,6 +82,72 @@ def swish_grad_inplace(c, a, tmp):
     c += tmp
 
 
+def _prepared_layers(weights, biases, xp):
+    """The weights as the blocks use them: halved, the first bias and the output weights folded in.
+
+    Returns a dict: W_in (D + 1, H1) so that [x, 1] @ W_in = x @ (W0 / 2) + b0 / 2; W (W_i / 2) and
+    b (b_i / 2) for the hidden products i >= 1; w_out (Hn, 1), b_out; W_back[i] (H_i, H_(i-1) or D),
+    where going back dU/da_(i-1) = dU/du_i @ (W_i / 2).T and, at the top, dU/du_n = w_out * da/du
+    has its factor w_out in W_back[n - 1] rather than multiplied into a (rows, Hn) array.
+    """
+    Wh = [W * 0.5 for W in weights[:-1]]                           # u = z / 2 = h @ (W / 2) + b / 2
+    bh = [b * 0.5 for b in biases[:-1]]
+    w_out = weights[-1]
+    W_back = [xp.ascontiguousarray(W.T) for W in Wh[:-1]]
+    W_back.append(xp.ascontiguousarray((Wh[-1] * w_out.T).T))
+    return {"W_in": xp.concatenate([Wh[0], bh[0][None]]), "W": Wh, "b": bh,
+            "w_out": w_out, "b_out": biases[-1][0], "W_back": W_back}
+
+
+def block_forward(x1, layers, a, c, U):
+    """Down through one block of rows, keeping what block_backward needs.
+
+    x1: (r, D + 1) = [x, 1]   a, c: per hidden layer (r, H_i) buffers, left holding a_i and c_i
+    U: (r,) filled with U = a_n @ Wn + bn
+    """
+    _small_matmul(x1, layers["W_in"], a[0])                        # u_0, thin: K = D + 1
+    swish_forward_inplace(a[0], c[0])
+    for i in range(1, len(a)):
+        _small_matmul(a[i - 1], layers["W"][i], a[i])              # u_i = a_(i-1) @ (W_i / 2) + b_i / 2
+        a[i] += layers["b"][i]
+        swish_forward_inplace(a[i], c[i])
+    _small_matmul(a[-1], layers["w_out"], U[:, None])
+    U += layers["b_out"]
+
+
+def block_backward(layers, a, c, t, dx):
+    """Back up through the same block: c_i <- dU/du_i (at the top, but for w_out), dx <- dU/dx.
+
+    a, c: from block_forward   t: per hidden layer (r, H_i) scratch   dx: (r, D) filled
+    """
+    swish_grad_inplace(c[-1], a[-1], t[-1])                        # da_n/du_n
+    for i in range(len(a) - 1, 0, -1):
+        swish_grad_inplace(c[i - 1], a[i - 1], t[i - 1])           # da_(i-1)/du_(i-1)
+        # forward was: u_i = a_(i-1) @ (W_i / 2) + b_i / 2
+        _small_matmul(c[i], layers["W_back"][i], t[i - 1])         # dU/da_(i-1)
+        c[i - 1] *= t[i - 1]                                       # dU/du_(i-1)
+    _small_matmul(c[0], layers["W_back"][0], dx)                   # dU/dx, thin: N = D
+
+
+def _split_over_threads(run, blocks, threads):
+    """run(part) for contiguous shares of the blocks, one per thread, under the caller's errstate."""
+    share = -(-len(blocks) // max(1, threads))
+    parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
+    errstate = np.geterr()                                         # per thread in NumPy
+
+    def run_with_errstate(part):
+        with np.errstate(**errstate):
+            run(part)
+
+    if len(parts) <= 1:
+        for part in parts:
+            run(part)
+        return
+    if len(parts) not in _POOLS:
+        _POOLS[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="ebm-swish")
+    list(_POOLS[len(parts)].map(run_with_errstate, parts))
+
+
 def swish_energy_and_input_grad(weights, biases, x, threads=None):
     """U(x) and dU/dx of a Swish MLP; the same numbers as energy_forward + energy_input_grad.
 
@@ -90,63 +156,28 @@ def swish_energy_and_input_grad(weights, biases, x, threads=None):
     returns U: (B,), dU/dx: (B, D)
     """
     xp = get_xp(x)
-    (B, D), dtype = x.shape, np.result_type(x, *weights)
-    n = len(weights) - 1                                           # hidden layers
-    w_out, b_out = weights[-1], biases[-1][0]                      # (Hn, 1), scalar
-    if n == 0:                                                     # a linear energy
-        return x @ w_out[:, 0] + b_out, xp.broadcast_to(w_out[:, 0], x.shape).astype(dtype)
+    (B, D), dtype = x.shape, np.result_type(x.dtype, *[W.dtype for W in weights])
+    if len(weights) == 1:                                          # a linear energy
+        w = weights[0][:, 0]
+        return x @ w + biases[0][0], xp.broadcast_to(w, x.shape).astype(dtype)
     widths = [W.shape[1] for W in weights[:-1]]
-    Wh = [W * 0.5 for W in weights[:-1]]                           # u = z / 2 = h @ (W / 2) + b / 2
-    bh = [b * 0.5 for b in biases[:-1]]
+    layers = _prepared_layers(weights, biases, xp)
     x1 = xp.empty((B, D + 1), dtype)                               # [x, 1]
     x1[:, :D], x1[:, D] = x, 1.0
-    W_in = xp.concatenate([Wh[0], bh[0][None]])                    # (D + 1, H1)
-    # going back, dU/da_(i-1) = dU/du_i @ (W_i / 2).T; at the top dU/du_n = w_out * da/du
-    W_back = [xp.ascontiguousarray(W.T) for W in Wh[:-1]]          # (H_i, H_(i-1)), (H1, D) first
-    W_back.append(xp.ascontiguousarray((Wh[-1] * w_out.T).T))
     U, dx = xp.empty(B, dtype), xp.empty((B, D), dtype)
     block = _BLOCK_ROWS if xp is np else B                         # CuPy: the GPU is parallel already
 
-    errstate = np.geterr()                 # the caller's, for the worker threads too (it is per thread)
-
     def run(part):
-        """Every block of rows in `part`, down and back, in this thread's (block, H) buffers."""
-        with np.errstate(**errstate):
-            run_blocks(part)
-
-    def run_blocks(part):
-        A = [xp.empty((block, H), dtype) for H in widths]          # u_i, then a_i in place
-        C = [xp.empty((block, H), dtype) for H in widths]          # c_i, then da_i/du_i, dU/du_i
-        T = [xp.empty((block, H), dtype) for H in widths]          # scratch, then dU/da_i
+        """Every block of rows in `part`, down and back, in this thread's own buffers."""
+        A, C, T = ([xp.empty((block, H), dtype) for H in widths] for _ in range(3))
         for rows in part:
             r = rows.stop - rows.start
             a, c, t = [M[:r] for M in A], [M[:r] for M in C], [M[:r] for M in T]
-            _small_matmul(x1[rows], W_in, a[0])                    # u_0, thin: K = D + 1
-            swish_forward_inplace(a[0], c[0])
-            for i in range(1, n):
-                _small_matmul(a[i - 1], Wh[i], a[i])               # u_i = a_(i-1) @ (W_i / 2) + b_i / 2
-                a[i] += bh[i]
-                swish_forward_inplace(a[i], c[i])
-            _small_matmul(a[-1], w_out, U[rows, None])             # U = a_n @ Wn + bn
-            U[rows] += b_out
-            swish_grad_inplace(c[-1], a[-1], t[-1])                # dU/du_n but for w_out (in W_back)
-            for i in range(n - 1, 0, -1):
-                swish_grad_inplace(c[i - 1], a[i - 1], t[i - 1])   # da_(i-1)/du_(i-1)
-                _small_matmul(c[i], W_back[i], t[i - 1])           # dU/da_(i-1)
-                c[i - 1] *= t[i - 1]                               # dU/du_(i-1)
-            _small_matmul(c[0], W_back[0], dx[rows])               # dU/dx, thin: N = D
+            block_forward(x1[rows], layers, a, c, U[rows])
+            block_backward(layers, a, c, t, dx[rows])
 
     blocks = [slice(i, min(i + block, B)) for i in range(0, B, block)]
     if threads is None:
         threads = _threads() if xp is np and B * max(widths) >= _PARALLEL_ELEMS else 1
-    threads = max(1, min(int(threads), len(blocks)))
-    share = -(-len(blocks) // threads)
-    parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
-    if len(parts) <= 1:
-        for part in parts:
-            run(part)
-    else:
-        if len(parts) not in _POOLS:
-            _POOLS[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="ebm-swish")
-        list(_POOLS[len(parts)].map(run, parts))
+    _split_over_threads(run, blocks, int(threads))
     return U, dx
