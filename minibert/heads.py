@@ -57,7 +57,9 @@ def mlm_head_forward(hidden, params, config):
     h, ln = layernorm_forward(a, params[p + "LayerNorm.weight"], params[p + "LayerNorm.bias"],
                               config.layer_norm_eps)
     E = params["embeddings.word_embeddings.weight"]                      # (V, C), tied decoder
-    logits = h @ E.T                                                     # (B, T, V)
+    C, V = E.shape[1], E.shape[0]
+    # one (B*T, C) @ (C, V) product: a 3-D h @ E^T would run as B separate, slower ones
+    logits = (h.reshape(-1, C) @ E.T).reshape(*h.shape[:-1], V)         # (B, T, V)
     logits += params["cls.predictions.bias"]
     return logits, (lin, act, ln, h, E)
 
@@ -68,30 +70,49 @@ def mlm_head_backward(dlogits, cache):
     lin, act, ln, h, E = cache
     xp = get_xp(E)
     V, C = E.shape
-    p = "cls.predictions.transform."
-    g = {}
     d2 = dlogits.reshape(-1, V)                                          # (N, V)
-    h2 = h.reshape(-1, C)                                                # (N, C)
-    # forward was: logits = h @ E^T + bias
-    # Under the MLM loss only the labelled rows of dlogits (about 15%) are non-zero: the sums and
-    # the two (N, V) products below run over those rows alone (a zero row adds nothing to any).
+    # Under the MLM loss only the labelled rows of dlogits (about 15%) are non-zero: the head's
+    # backward then runs over those rows alone (a zero row adds nothing to any gradient).
     rows = xp.flatnonzero(d2.any(axis=1))                                # NaN counts as non-zero
     if rows.size < d2.shape[0]:
-        d_rows = d2[rows]                                                # (n, V)
-        g["cls.predictions.bias"] = d_rows.sum(axis=0)
-        g["decoder"] = d_rows.T @ h2[rows]                               # (V, C), dL/dE via the decoder
-        dh = xp.zeros((d2.shape[0], C), dtype=xp.result_type(d2, E))
-        # (E^T d^T)^T, not d @ E: OpenBLAS runs (n, V) @ (V, C) with n ~ 150 about 7x slower
-        dh[rows] = (E.T @ d_rows.T).T
-        dh = dh.reshape(*dlogits.shape[:-1], C)                          # (B, T, C)
-    else:
-        g["cls.predictions.bias"] = d2.sum(axis=0)
-        g["decoder"] = d2.T @ h2                                         # (V, C), dL/dE via the decoder
-        dh = (d2 @ E).reshape(*dlogits.shape[:-1], C)                    # (B, T, C)
+        return mlm_head_backward_rows(d2[rows], rows, cache)
+    p = "cls.predictions.transform."
+    g = {"cls.predictions.bias": d2.sum(axis=0)}
+    # forward was: logits = h @ E^T + bias
+    g["decoder"] = d2.T @ h.reshape(-1, C)                               # (V, C), dL/dE via the decoder
+    dh = (d2 @ E).reshape(*dlogits.shape[:-1], C)                        # (B, T, C)
     da, g[p + "LayerNorm.weight"], g[p + "LayerNorm.bias"] = layernorm_backward(dh, ln)
     dt = gelu_backward(da, act)
     dhidden, g[p + "dense.weight"], g[p + "dense.bias"] = linear_backward(dt, lin)
     return dhidden, g
+
+
+def mlm_head_backward_rows(d_rows, rows, cache):
+    """mlm_head_backward for a dlogits that is zero except at the given flat positions.
+
+    d_rows: (n, V), the non-zero rows   rows: (n,) their indices among the B*T positions
+    returns dhidden (B, T, C), zero outside rows, and the head's gradients as mlm_head_backward
+    """
+    lin, act, ln, h, E = cache
+    xp = get_xp(E)
+    V, C = E.shape
+    p = "cls.predictions.transform."
+    g = {"cls.predictions.bias": d_rows.sum(axis=0)}
+    # forward was: logits = h @ E^T + bias, here on the n rows only
+    g["decoder"] = d_rows.T @ h.reshape(-1, C)[rows]                    # (V, C), dL/dE via the decoder
+    # (E^T d^T)^T, not d @ E: OpenBLAS runs (n, V) @ (V, C) with n ~ 150 about 7x slower
+    dh = (E.T @ d_rows.T).T                                              # (n, C)
+    # the transform's caches, cut to the same rows: LN (xhat, rstd), GELU (x, saved), linear (x, W)
+    flat = lambda a: a.reshape(-1, a.shape[-1])[rows]                    # noqa: E731
+    xhat, rstd, gamma = ln
+    da, g[p + "LayerNorm.weight"], g[p + "LayerNorm.bias"] = \
+        layernorm_backward(dh, (flat(xhat), flat(rstd), gamma))
+    dt = gelu_backward(da, (flat(act[0]), flat(act[1]), act[2]))
+    dh_rows, g[p + "dense.weight"], g[p + "dense.bias"] = linear_backward(dt, (flat(lin[0]), lin[1]))
+    x = lin[0]
+    dhidden = xp.zeros((x.size // x.shape[-1], x.shape[-1]), dtype=dh_rows.dtype)
+    dhidden[rows] = dh_rows
+    return dhidden.reshape(x.shape), g
 
 
 def masked_cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
@@ -120,18 +141,25 @@ def masked_cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
     return loss, (logp, rows, y, logits.shape)
 
 
-def masked_cross_entropy_backward(dloss, cache):
-    """Returns dlogits (..., V): (softmax - onehot) / N on scored rows, 0 elsewhere."""
+def masked_cross_entropy_rows_backward(dloss, cache):
+    """The non-zero rows of masked_cross_entropy_backward: (rows (N,) flat positions, d (N, V))."""
     logp, rows, y, shape = cache
     xp = get_xp(rows)
-    V = shape[-1]
-    dlogits = xp.zeros((int(np.prod(shape[:-1])), V), dtype=np.float64 if logp is None else logp.dtype)
     if logp is None:
-        return dlogits.reshape(shape)
+        return rows, xp.zeros((0, shape[-1]), dtype=np.float64)
     # forward was: loss = -mean_n logp[n, y_n],  logp = log_softmax(z)
     d = xp.exp(logp)
     d[xp.arange(rows.size), y] -= 1.0
     d *= dloss / rows.size
+    return rows, d
+
+
+def masked_cross_entropy_backward(dloss, cache):
+    """Returns dlogits (..., V): (softmax - onehot) / N on scored rows, 0 elsewhere."""
+    logp, _, _, shape = cache
+    rows, d = masked_cross_entropy_rows_backward(dloss, cache)
+    xp = get_xp(rows)
+    dlogits = xp.zeros((int(np.prod(shape[:-1])), shape[-1]), dtype=d.dtype)
     dlogits[rows] = d
     return dlogits.reshape(shape)
 
@@ -165,12 +193,17 @@ def model_backward(cache, dloss=1.0, dhidden=None, dpooled=None, dlogits=None):
     grads = {}
     decoder = None
     if "mlm" in cache:
-        dz = None if dlogits is None else xp.array(dlogits, dtype=hidden.dtype)
-        if "loss" in cache:
-            dce = masked_cross_entropy_backward(dloss, cache["loss"])
-            dz = dce if dz is None else dz + dce
-        if dz is not None:
+        dh_mlm, g = None, None
+        if dlogits is not None:
+            dz = xp.array(dlogits, dtype=hidden.dtype)
+            if "loss" in cache:
+                dz += masked_cross_entropy_backward(dloss, cache["loss"])
             dh_mlm, g = mlm_head_backward(dz, cache["mlm"])
+        elif "loss" in cache and cache["loss"][1].size:
+            # only the loss: its gradient is non-zero on the scored rows alone, never made dense
+            rows, d = masked_cross_entropy_rows_backward(dloss, cache["loss"])
+            dh_mlm, g = mlm_head_backward_rows(d, rows, cache["mlm"])
+        if g is not None:
             decoder = g.pop("decoder")
             dh += dh_mlm
             grads.update(g)
@@ -178,10 +211,9 @@ def model_backward(cache, dloss=1.0, dhidden=None, dpooled=None, dlogits=None):
         dh_pool, g = pooler_backward(xp.asarray(dpooled, dtype=hidden.dtype), cache["pooler"])
         dh += dh_pool
         grads.update(g)
-    grads.update(bert_backward(dh, cache["encoder"]))
-    if decoder is not None:
-        # the tied matrix: one gradient from the embedding lookup, one from the MLM decoder; summed
-        grads["embeddings.word_embeddings.weight"] += decoder
+    # the tied matrix: one gradient from the MLM decoder, one from the embedding lookup, which
+    # bert_backward adds into the first
+    grads.update(bert_backward(dh, cache["encoder"], dword=decoder))
     for name, value in params.items():
         if name not in grads:
             grads[name] = xp.zeros_like(value)

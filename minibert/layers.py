@@ -73,7 +73,7 @@ def layernorm_forward(x, gamma, beta, eps=1e-12, inplace=False):
     xhat = out if inplace else xp.empty_like(x)
     x2, h2, o2 = x.reshape(-1, C), xhat.reshape(-1, C), out.reshape(-1, C)
     rstd = xp.empty((x2.shape[0], 1), dtype=x.dtype)
-    pieces = row_pieces(x2.shape[0], C, 1 << 17) if xp is np else [slice(None)]
+    pieces = row_pieces(x2.shape[0], C, 1 << 20) if xp is np else [slice(None)]
     run_pieces(lambda i: _layernorm_rows(x2[pieces[i]], h2[pieces[i]], o2[pieces[i]],
                                          rstd[pieces[i]], gamma, beta, eps), len(pieces))
     if inplace:

@@ -155,9 +155,8 @@ def mlm_forward_backward(params, config, inputs, is_masked, labels, real, rng=No
     decoder = grads.pop("decoder")
     dhidden = np.zeros((B * T, C), hidden.dtype)
     dhidden[rows] = dh[0]                                              # scatter back to positions
-    grads.update(bert_backward(dhidden.reshape(B, T, C), enc))
-    # the tied matrix: gradient from the embedding lookup plus gradient from the MLM decoder
-    grads["embeddings.word_embeddings.weight"] += decoder
+    # the tied matrix: the embedding lookup's gradient is added into the MLM decoder's (bert_backward)
+    grads.update(bert_backward(dhidden.reshape(B, T, C), enc, dword=decoder))
     for name, p in params.items():
         if name not in grads:
             grads[name] = np.zeros_like(p)

@@ -122,21 +122,47 @@ def embeddings_forward(params, config, token_ids, segment_ids, position_offset=0
     return x, (token_ids, segment_ids, position_offset, ln, drop, config)
 
 
-def embeddings_backward(dout, cache):
-    """Returns a dict with the gradients of the three embedding tables and the LayerNorm."""
+def scatter_add_rows(table, ids, rows):
+    """table[ids[n]] += rows[n] for every n, repeated ids adding up in order; in place.
+
+    table: (V, C)   ids: (N,) ints   rows: (N, C)
+    With NumPy: one sort, one add.reduceat over each id's run of rows, one write per distinct id
+    (the same sums, in the same order, as add.at, which goes row by row).
+    """
+    xp = get_xp(table)
+    if xp is not np:
+        xp.add.at(table, ids, rows)
+        return table
+    order = np.argsort(ids, kind="stable")                # equal ids keep their order
+    ids_sorted = ids[order]
+    starts = np.flatnonzero(np.concatenate([[True], ids_sorted[1:] != ids_sorted[:-1]]))
+    if starts.size:
+        table[ids_sorted[starts]] += np.add.reduceat(rows[order], starts, axis=0)
+    return table
+
+
+def embeddings_backward(dout, cache, dword=None):
+    """Returns a dict with the gradients of the three embedding tables and the LayerNorm.
+
+    dword: (V, C) gradient of the word embeddings from elsewhere (the tied MLM decoder), which the
+    lookup's gradient is added into, in place; None starts from zeros
+    """
     token_ids, segment_ids, offset, ln, drop, config = cache
     xp = get_xp(dout)
     C, T = dout.shape[-1], dout.shape[1]
     de, dgamma, dbeta = layernorm_backward(dropout_backward(dout, drop), ln)
     de2 = de.reshape(-1, C)
+    ids = token_ids.reshape(-1)
     # forward was a gather E[ids]; its gradient scatters rows back, adding where an id repeats
-    dtok = xp.zeros((config.vocab_size, C), de.dtype)
-    xp.add.at(dtok, token_ids.reshape(-1), de2)
+    dtok = xp.zeros((config.vocab_size, C), de.dtype) if dword is None else dword
     if config.pad_token_id is not None:
         # Hugging Face's embedding has padding_idx = pad_token_id: that row never learns from the lookup
-        dtok[config.pad_token_id] = 0.0
-    dseg = xp.zeros((config.type_vocab_size, C), de.dtype)
-    xp.add.at(dseg, segment_ids.reshape(-1), de2)
+        keep = ids != config.pad_token_id
+        ids, de2_tok = ids[keep], de2[keep]
+    else:
+        de2_tok = de2
+    scatter_add_rows(dtok, ids, de2_tok)
+    dseg = scatter_add_rows(xp.zeros((config.type_vocab_size, C), de.dtype), segment_ids.reshape(-1), de2)
     dpos = xp.zeros((config.max_position_embeddings, C), de.dtype)
     dpos[offset:offset + T] = de.sum(axis=0)
     return {"embeddings.word_embeddings.weight": dtok,
@@ -224,9 +250,11 @@ def bert_forward(params, config, token_ids, segment_ids=None, mask=None, rng=Non
     return x, ({"embeddings": emb, "layers": layers} if keep_cache else None)
 
 
-def bert_backward(dhidden, cache):
+def bert_backward(dhidden, cache, dword=None):
     """Gradients of every parameter bert_forward used, from dL/dhidden (B, T, C).
 
+    dword: (V, C) gradient of the word embeddings from the tied MLM decoder, or None; the lookup's
+    gradient is added into it (in place), so the returned word-embedding gradient is their sum
     returns a dict with the same keys and shapes as encoder_param_shapes(config)
     """
     grads = {}
@@ -234,5 +262,5 @@ def bert_backward(dhidden, cache):
     for c in reversed(cache["layers"]):
         d, g = encoder_layer_backward(d, c)
         grads.update(g)
-    grads.update(embeddings_backward(d, cache["embeddings"]))
+    grads.update(embeddings_backward(d, cache["embeddings"], dword))
     return grads

@@ -64,8 +64,8 @@ def seq2seq_forward_backward(params, config, token_ids, segment_ids, real, rng=N
     decoder = grads.pop("decoder")
     dhidden = np.zeros((B * T, C), hidden.dtype)
     dhidden[rows] = dh[0]
-    grads.update(bert_backward(dhidden.reshape(B, T, C), enc))
-    grads["embeddings.word_embeddings.weight"] += decoder             # tied decoder + lookup, summed
+    # the tied matrix: the embedding lookup's gradient is added into the MLM decoder's (bert_backward)
+    grads.update(bert_backward(dhidden.reshape(B, T, C), enc, dword=decoder))
     for name, p in params.items():
         if name not in grads:
             grads[name] = np.zeros_like(p)
