@@ -277,10 +277,11 @@ def gelu_backward(dout, cache):
 
 def dropout_mask(shape, dtype, p, rng):
     """The scaled keep-mask of inverted dropout: 1 / (1 - p) where kept (probability 1 - p), else 0."""
-    keep = rng.random(shape, dtype=dtype) >= p            # True = kept
-    mask = keep.astype(dtype)
-    mask *= 1.0 / (1.0 - p)
-    return mask
+    mask = rng.random(shape, dtype=dtype)
+    xp = get_xp(mask)
+    keep = mask >= p                                      # True = kept
+    # the uniform draws' memory becomes the mask: keep (0 or 1) * scale in one pass
+    return xp.multiply(keep, mask.dtype.type(1.0 / (1.0 - p)), out=mask)
 
 
 def dropout_forward(x, p, rng=None):
