@@ -217,12 +217,12 @@ def attention_backward(dout, cache):
     C = NH * HS
     d2 = dqkv.reshape(-1, 3 * C)                                      # (N, 3C)
     dx = (d2 @ W.T).reshape(x.shape)
-    x2 = x.reshape(-1, x.shape[-1])                                   # (N, C_in)
+    dW = x.reshape(-1, x.shape[-1]).T @ d2                            # (C_in, 3C), one product
+    db = d2.sum(axis=0)                                               # (3C,)
     for n, name in enumerate(("query", "key", "value")):
         p = f"{prefix}.self.{name}."
-        d = d2[:, n * C:(n + 1) * C]                                  # (N, C), a strided view
-        grads[p + "weight"], grads[p + "bias"] = x2.T @ d, d.sum(axis=0)
-        if name == "query":
-            grads[p + "weight"] *= cache["scale"]
-            grads[p + "bias"] *= cache["scale"]
+        # contiguous copies of each third; q's carry the scale its weights were multiplied by
+        scale = cache["scale"] if name == "query" else 1.0
+        grads[p + "weight"] = xp.multiply(dW[:, n * C:(n + 1) * C], scale)
+        grads[p + "bias"] = xp.multiply(db[n * C:(n + 1) * C], scale)
     return dx, grads
