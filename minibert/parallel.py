@@ -8,9 +8,11 @@ writes its own disjoint slice of the outputs, so the numbers do not depend on th
 """
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _POOLS = {}
+_PREFIX = "minibert-pieces"
 
 
 def thread_count():
@@ -26,7 +28,7 @@ def thread_count():
 def _pool(workers):
     """A shared pool of `workers` helper threads, created on first use."""
     if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minibert")
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
     return _POOLS[workers]
 
 
@@ -34,8 +36,8 @@ def run_pieces(work, n):
     """work(i) for i in range(n): on the calling thread alone when there is one thread or one piece,
     else shared between the calling thread and thread_count() - 1 helpers."""
     workers = min(thread_count(), n)
-    if workers <= 1:
-        for i in range(n):
+    if workers <= 1 or threading.current_thread().name.startswith(_PREFIX):
+        for i in range(n):                                # (inside a helper: no nesting, no deadlock)
             work(i)
         return
     counter = itertools.count()                           # next() on it is atomic under the GIL
@@ -51,7 +53,10 @@ def run_pieces(work, n):
         worker()
     finally:
         for h in helpers:
-            h.result()                                    # waits, and re-raises a helper's error
+            # a helper the system has not yet run is cancelled (its pieces are done already), so a
+            # busy machine never makes the caller wait for it; a started one is waited for
+            if not h.cancel():
+                h.result()                                # re-raises a helper's error
 
 
 def row_pieces(n_rows, row_len, elems=1 << 15):

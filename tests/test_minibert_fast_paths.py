@@ -1,0 +1,99 @@
+"""The fast float32 paths of minibert: the same numbers in pieces, in place, over threads; GELU's accuracy."""
+import math
+
+import numpy as np
+import pytest
+
+import minibert as mb
+from minibert import parallel
+
+
+def test_run_pieces_does_every_piece_once_and_passes_errors_on(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    done = []
+    parallel.run_pieces(done.append, 100)
+    assert sorted(done) == list(range(100)), "every piece exactly once"
+
+    def fail(i):
+        if i == 7:
+            raise RuntimeError("piece 7")
+
+    with pytest.raises(RuntimeError, match="piece 7"):
+        parallel.run_pieces(fail, 20)
+    # called from inside a piece it runs inline (no nested pool, no deadlock)
+    inner = []
+    parallel.run_pieces(lambda i: parallel.run_pieces(inner.append, 3), 4)
+    assert sorted(inner) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("kind", ["erf", "tanh"])
+def test_gelu_in_blocks_equals_gelu_of_each_slice(monkeypatch, threads, kind):
+    """A large array goes in blocks over threads: every element gets exactly what a small array gets."""
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    x = (np.random.default_rng(0).standard_normal((300, 1000)) * 3).astype(np.float32)
+    y, cache = mb.gelu_forward(x, kind)
+    small = np.concatenate([mb.gelu_forward(row, kind)[0] for row in x])
+    np.testing.assert_array_equal(y.reshape(-1), small, err_msg=f"gelu {kind} blocks vs rows")
+    y2, none = mb.gelu_forward(x.copy(), kind, inplace=True)
+    assert none is None
+    np.testing.assert_array_equal(y2, y, err_msg=f"gelu {kind} in place")
+    d = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    g = mb.gelu_backward(d, cache)
+    g_small = np.concatenate([mb.gelu_backward(d[i], mb.gelu_forward(x[i], kind)[1]) for i in range(len(x))])
+    np.testing.assert_array_equal(g.reshape(-1), g_small, err_msg=f"gelu {kind} backward blocks vs rows")
+
+
+def test_gelu_float32_within_float32_rounding_of_exact():
+    x = np.linspace(-12, 12, 240001).astype(np.float32)
+    exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    y = mb.gelu_forward(x, "erf")[0].astype(np.float64)
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    # two units in the last place of the exact value, plus |x| times the error of Phi (half the
+    # erf approximation's 1.4e-7), which dominates where GELU is small (near 0 and the negative tail)
+    assert np.all(np.abs(y - exact) <= 2 * ulp + 1e-7 * np.abs(x)), \
+        f"float32 GELU error {np.abs(y - exact).max()}"
+
+
+def test_layernorm_in_place_equals_cached():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 300, 64)).astype(np.float32)
+    g, b = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    y, cache = mb.layernorm_forward(x, g, b)
+    y2, none = mb.layernorm_forward(x.copy(), g, b, inplace=True)
+    assert none is None
+    np.testing.assert_array_equal(y2, y, err_msg="LayerNorm in place")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        mb.layernorm_forward(x.transpose(1, 0, 2), g, b, inplace=True)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_forward_without_cache_equals_forward_with_cache(monkeypatch, threads):
+    """keep_cache=False (inference, in place) and the thread count change no number, with a mask
+    and with dropout (the same rng draws in the same order)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    cfg = mb.BertConfig(vocab_size=50, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=40)
+    rng = np.random.default_rng(3)
+    params = mb.init_params(cfg, rng, np.float32, heads=False)
+    ids = rng.integers(0, 50, (3, 37))
+    real = np.ones((3, 37), int)
+    real[1, 30:] = 0
+    h, cache = mb.bert_forward(params, cfg, ids, mask=real)
+    h2, none = mb.bert_forward(params, cfg, ids, mask=real, keep_cache=False)
+    assert none is None
+    np.testing.assert_array_equal(h2, h, err_msg="hidden without cache")
+    hd, _ = mb.bert_forward(params, cfg, ids, mask=real, rng=np.random.default_rng(4))
+    hd2, _ = mb.bert_forward(params, cfg, ids, mask=real, rng=np.random.default_rng(4), keep_cache=False)
+    np.testing.assert_array_equal(hd2, hd, err_msg="hidden with dropout, without cache")
+    assert np.abs(hd - h).max() > 1e-3, "dropout was active"
+
+
+def test_attention_refuses_nan_scores():
+    cfg = mb.BertConfig(vocab_size=10, hidden_size=8, num_attention_heads=2, intermediate_size=8,
+                        num_hidden_layers=1)
+    params = mb.init_params(cfg, np.random.default_rng(5), np.float64, heads=False)
+    x = np.random.default_rng(6).standard_normal((1, 4, 8))
+    x[0, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        mb.attention_forward(x, params, "encoder.layer.0.attention", cfg)
