@@ -24,7 +24,7 @@ import numpy as np
 
 from smoothing import get_xp
 
-from .layers import dropout_mask, linear_backward, linear_forward
+from .layers import dropout_mask, linear_backward, linear_forward, weight_gradient
 from .parallel import run_pieces
 
 
@@ -217,8 +217,8 @@ def attention_backward(dout, cache):
     C = NH * HS
     d2 = dqkv.reshape(-1, 3 * C)                                      # (N, 3C)
     dx = (d2 @ W.T).reshape(x.shape)
-    # dW^T = d^T x (3C, C_in) in one product: OpenBLAS threads it faster than the wide x^T d
-    dWT = d2.T @ x.reshape(-1, x.shape[-1])
+    # dW^T = d^T x (3C, C_in), the tall orientation, which OpenBLAS threads fast (weight_gradient)
+    dWT = weight_gradient(d2, x.reshape(-1, x.shape[-1]))
     db = d2.sum(axis=0)                                               # (3C,)
     for n, name in enumerate(("query", "key", "value")):
         p = f"{prefix}.self.{name}."
