@@ -217,7 +217,7 @@ def attention_backward(dout, cache):
     C = NH * HS
     d2 = dqkv.reshape(-1, 3 * C)                                      # (N, 3C)
     dx = (d2 @ W.T).reshape(x.shape)
-    # dW^T = d^T x (3C, C_in), the tall orientation, which OpenBLAS threads fast (weight_gradient)
+    # dW^T = d^T x (3C, C_in), the tall orientation, which OpenBLAS threads fast (matmul_tall)
     dWT = weight_gradient(d2, x.reshape(-1, x.shape[-1]))
     db = d2.sum(axis=0)                                               # (3C,)
     for n, name in enumerate(("query", "key", "value")):

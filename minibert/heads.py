@@ -14,7 +14,7 @@ import numpy as np
 from smoothing import get_xp, log_softmax
 
 from .layers import (gelu_backward, gelu_forward, layernorm_backward, layernorm_forward,
-                     linear_backward, linear_forward)
+                     linear_backward, linear_forward, matmul_tall)
 from .model import bert_backward, bert_forward
 
 IGNORE_INDEX = -100
@@ -80,7 +80,7 @@ def mlm_head_backward(dlogits, cache):
     g = {"cls.predictions.bias": d2.sum(axis=0)}
     # forward was: logits = h @ E^T + bias
     g["decoder"] = d2.T @ h.reshape(-1, C)                               # (V, C), dL/dE via the decoder
-    dh = (d2 @ E).reshape(*dlogits.shape[:-1], C)                        # (B, T, C)
+    dh = matmul_tall(d2, E).reshape(*dlogits.shape[:-1], C)              # (B, T, C)
     da, g[p + "LayerNorm.weight"], g[p + "LayerNorm.bias"] = layernorm_backward(dh, ln)
     dt = gelu_backward(da, act)
     dhidden, g[p + "dense.weight"], g[p + "dense.bias"] = linear_backward(dt, lin)
@@ -100,8 +100,8 @@ def mlm_head_backward_rows(d_rows, rows, cache):
     g = {"cls.predictions.bias": d_rows.sum(axis=0)}
     # forward was: logits = h @ E^T + bias, here on the n rows only
     g["decoder"] = d_rows.T @ h.reshape(-1, C)[rows]                    # (V, C), dL/dE via the decoder
-    # (E^T d^T)^T, not d @ E: OpenBLAS runs (n, V) @ (V, C) with n ~ 150 about 7x slower
-    dh = (E.T @ d_rows.T).T                                              # (n, C)
+    # not a plain d @ E: two-thread OpenBLAS ran (n, V) @ (V, C) with n ~ 150 about 5x slower
+    dh = matmul_tall(d_rows, E)                                          # (n, C)
     # the transform's caches, cut to the same rows: LN (xhat, rstd), GELU (x, saved), linear (x, W)
     flat = lambda a: a.reshape(-1, a.shape[-1])[rows]                    # noqa: E731
     xhat, rstd, gamma = ln

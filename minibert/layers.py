@@ -41,25 +41,30 @@ def linear_backward(dout, cache):
     return dx, dW, db
 
 
-def weight_gradient(x2, d2):
-    """dW = x2^T d2, (C_in, C_out), C-contiguous.   x2: (N, C_in)   d2: (N, C_out)
+def matmul_tall(a, b):
+    """a @ b for 2-D a (M, K) and b (K, N), C-contiguous, as products at least twice as tall as wide.
 
-    With two threads, OpenBLAS runs these long products (N = B*T terms) several times slower unless
-    the result has at least twice as many rows as columns (measured on a busy 2-core machine:
-    (256, 1024) 36 ms, its transpose 12 ms; (256, 256) 36 ms, as two (256, 128) halves 4.5 ms). So a
-    wide result is computed transposed, and one that is still not tall enough in column blocks.
+    With two threads, OpenBLAS runs long products (large K) several times slower unless the result
+    has at least twice as many rows as columns (measured on a busy 2-core machine: (256, 1024) 36 ms,
+    its transpose 12 ms; (256, 256) 36 ms, as two (256, 128) halves 4.5 ms). So a wide result is
+    computed transposed, and one that is still not tall enough in column blocks.
     """
-    xp = get_xp(x2)
-    a, b = (x2, d2) if x2.shape[1] >= d2.shape[1] else (d2, x2)       # r = a^T b, rows >= columns
-    M, N = a.shape[1], b.shape[1]
+    xp = get_xp(a)
+    M, N = a.shape[0], b.shape[1]
+    if N > M:
+        return xp.ascontiguousarray(matmul_tall(b.T, a.T).T)
     if xp is not np or 2 * N <= M:
-        r = a.T @ b
-    else:
-        r = np.empty((M, N), dtype=np.result_type(a, b))
-        width = max(1, M // 2)
-        for j in range(0, N, width):
-            np.matmul(a.T, b[:, j:j + width], out=r[:, j:j + width])  # (M, width) blocks, tall
-    return r if a is x2 else xp.ascontiguousarray(r.T)
+        return a @ b
+    r = np.empty((M, N), dtype=np.result_type(a, b))
+    width = max(1, M // 2)
+    for j in range(0, N, width):
+        np.matmul(a, b[:, j:j + width], out=r[:, j:j + width])        # (M, width) blocks, tall
+    return r
+
+
+def weight_gradient(x2, d2):
+    """dW = x2^T d2, (C_in, C_out), C-contiguous.   x2: (N, C_in)   d2: (N, C_out), N = B*T terms"""
+    return matmul_tall(x2.T, d2)
 
 
 # ---- LayerNorm ---------------------------------------------------------------------------

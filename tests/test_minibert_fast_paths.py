@@ -97,3 +97,16 @@ def test_attention_refuses_nan_scores():
     x[0, 2, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         mb.attention_forward(x, params, "encoder.layer.0.attention", cfg)
+
+
+@pytest.mark.parametrize("shape", [(5, 4, 3), (3, 4, 5), (4, 2, 4), (7, 3, 2), (2, 3, 7), (9, 6, 8)])
+def test_matmul_tall_is_the_product_in_any_orientation(shape):
+    """Transposed and cut into column blocks, it is still a @ b, C-contiguous."""
+    from minibert.layers import matmul_tall, weight_gradient
+    M, K, N = shape
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((M, K)), rng.standard_normal((K, N))
+    r = matmul_tall(a, b)
+    assert r.shape == (M, N) and r.flags.c_contiguous
+    np.testing.assert_allclose(r, a @ b, rtol=1e-13, err_msg=f"matmul_tall {shape}")
+    np.testing.assert_allclose(weight_gradient(a.T, b), a @ b, rtol=1e-13, err_msg="weight_gradient")
