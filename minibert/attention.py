@@ -42,9 +42,10 @@ def merge_heads(x):
     return xp.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(B, T, NH * HS)
 
 
-# OpenBLAS runs a product of at most about this many multiply-adds (M * K * N) on the calling
-# thread alone; above it, every small per-head product is handed to its worker threads.
-_SMALL_GEMM = 1 << 17
+# OpenBLAS runs a product of up to about 2^18 multiply-adds (M * K * N) on the calling thread
+# alone; above, every small per-head product is handed to its worker threads. Blocks of 2^16 (8 rows
+# of a (T, 64) @ (64, T) head product) measured fastest, with one thread or two.
+_SMALL_GEMM = 1 << 16
 # Scores per attention piece (one batch row, a few heads): 512 KiB of float32, an L2 cache's worth.
 _PIECE_SCORES = 1 << 17
 
