@@ -4,8 +4,10 @@ Each `name_forward(...)` returns `(out, cache)` and `name_backward(dout, cache)`
 of its inputs and parameters. Weights are stored for `x @ W` (W has shape (C_in, C_out)), the
 transpose of PyTorch's Linear. Every function follows the dtype of its inputs.
 
-Elementwise work is done in place where the forward value is not needed again: on the BERT-base
-benchmark a new (B*T, 3072) temporary per operation costs more than the arithmetic itself.
+Elementwise work is done in place where the forward value is not needed again, and with NumPy in
+blocks that stay in cache, spread over the threads (parallel.py): on the BERT-base benchmark a new
+(B*T, 3072) temporary per operation costs more than the arithmetic itself. `inplace=True` (LayerNorm,
+GELU) overwrites the input and keeps no cache, for inference.
 """
 import math
 
