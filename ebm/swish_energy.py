@@ -24,12 +24,11 @@ are then split over threads (NumPy's ufuncs and BLAS release the GIL), one share
 thread and no BLAS worker threads in between; each block's arithmetic does not depend on the
 thread that runs it, so the result is bit-identical to one thread (tested).
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from smoothing import get_xp
+from smoothing.core import thread_count, thread_pool
 
 # 256 rows: six (256, 128) float32 buffers per thread, 768 KiB, inside a core's L2 cache
 _BLOCK_ROWS = 256
@@ -39,15 +38,6 @@ _SMALL_GEMM = 1 << 17
 _SMALL_GEMV = 1 << 13
 # Batches of at least this many hidden elements (B * H) are split over threads.
 _PARALLEL_ELEMS = 1 << 19
-_POOLS = {}
-
-
-def _threads():
-    """Threads for large batches: OMP_NUM_THREADS when set (as BLAS uses), else all cores."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
-    except ValueError:
-        return os.cpu_count() or 1
 
 
 def _small_matmul(a, W, out):
@@ -143,9 +133,7 @@ def _split_over_threads(run, blocks, threads):
         for part in parts:
             run(part)
         return
-    if len(parts) not in _POOLS:
-        _POOLS[len(parts)] = ThreadPoolExecutor(len(parts), thread_name_prefix="ebm-swish")
-    list(_POOLS[len(parts)].map(run_with_errstate, parts))
+    list(thread_pool(len(parts), "ebm-swish").map(run_with_errstate, parts))
 
 
 def swish_energy_and_input_grad(weights, biases, x, threads=None):
@@ -178,6 +166,6 @@ def swish_energy_and_input_grad(weights, biases, x, threads=None):
 
     blocks = [slice(i, min(i + block, B)) for i in range(0, B, block)]
     if threads is None:
-        threads = _threads() if xp is np and B * max(widths) >= _PARALLEL_ELEMS else 1
+        threads = thread_count() if xp is np and B * max(widths) >= _PARALLEL_ELEMS else 1
     _split_over_threads(run, blocks, int(threads))
     return U, dx

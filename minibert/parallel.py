@@ -7,29 +7,11 @@ next piece not yet taken, so a core that other work slows down simply does fewer
 writes its own disjoint slice of the outputs, so the numbers do not depend on the thread count.
 """
 import itertools
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
-_POOLS = {}
+from smoothing.core import thread_count, thread_pool
+
 _PREFIX = "minibert-pieces"
-
-
-def thread_count():
-    """Threads for the pieces: the BLAS thread count if set in the environment, else all cores."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        try:
-            return max(1, int(os.environ.get(var, "")))
-        except ValueError:
-            pass
-    return os.cpu_count() or 1
-
-
-def _pool(workers):
-    """A shared pool of `workers` helper threads, created on first use."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
-    return _POOLS[workers]
 
 
 def run_pieces(work, n):
@@ -48,7 +30,7 @@ def run_pieces(work, n):
                 return
             work(i)
 
-    helpers = [_pool(workers - 1).submit(worker) for _ in range(workers - 1)]
+    helpers = [thread_pool(workers - 1, _PREFIX).submit(worker) for _ in range(workers - 1)]
     try:
         worker()
     finally:

@@ -22,19 +22,27 @@ _PARALLEL_ELEMS = 1 << 20
 _POOLS = {}
 
 
-def _threads():
-    """Threads for large elementwise work: OMP_NUM_THREADS when set (as BLAS uses), else all cores."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
-    except ValueError:
-        return os.cpu_count() or 1
+def thread_count():
+    """Threads for large work: the BLAS thread count when set (OMP_NUM_THREADS, then
+    OPENBLAS_NUM_THREADS), else all cores. minibert and ebm split their work with the same rule."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        try:
+            return max(1, int(os.environ.get(var, "")))
+        except ValueError:
+            pass
+    return os.cpu_count() or 1
 
 
-def _pool(workers):
-    """A shared thread pool of the given size, created on first use."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smoothing")
-    return _POOLS[workers]
+def thread_pool(workers, name="smoothing"):
+    """A shared pool of `workers` threads for one user (`name`), created on first use.
+
+    Each package keeps its own pools, so work running in one package's pool that calls into another
+    never waits on a pool it is itself occupying.
+    """
+    key = (name, workers)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    return _POOLS[key]
 
 
 def get_xp(*arrays):
@@ -133,7 +141,7 @@ def _lse_last_axis(x2d, temperature, want_softmax):
         run_blocks([slice(0, R)])
     else:
         blocks = _row_blocks(R, n)
-        workers = min(_threads(), len(blocks)) if R * n >= _PARALLEL_ELEMS else 1
+        workers = min(thread_count(), len(blocks)) if R * n >= _PARALLEL_ELEMS else 1
         if workers == 1:
             run_blocks(blocks)
         else:
@@ -141,7 +149,7 @@ def _lse_last_axis(x2d, temperature, want_softmax):
             # row_max, row_sum and p) run truly in parallel, as many as BLAS is given threads
             share = -(-len(blocks) // workers)
             parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
-            list(_pool(len(parts)).map(run_blocks, parts))
+            list(thread_pool(len(parts)).map(run_blocks, parts))
     bad = ~(row_max < xp.inf)                                     # NaN or +inf somewhere in the row
     if bad.any():
         raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {R} rows)")
