@@ -145,7 +145,7 @@ def synthetic_records(n, rng, people, prefix):
     across its passages), so remembering a person's facts from another question does not help."""
     records = []
     for k in range(n):
-        name = str(rng.choice(people))
+        name = people[int(rng.integers(len(people)))]
         others = [people[i] for i in rng.choice(len(people), size=7, replace=False) if people[i] != name][:6]
         facts = {p: _facts(rng, p, people) for p in [name] + others}
         rel = str(rng.choice(list(RELATIONS)))
