@@ -38,12 +38,12 @@ def _model_args(p):
 
 
 def _train_args(p):
-    p.add_argument("--steps", type=int, default=4000, help="optimizer updates")
+    p.add_argument("--steps", type=int, default=11000, help="optimizer updates")
     p.add_argument("--minutes", type=float, default=9.0, help="stop training after this many minutes")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
@@ -59,7 +59,7 @@ def _decode_args(p):
 def build_parser():
     ap = argparse.ArgumentParser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the same pipeline in under a minute")
-    ap.add_argument("--train-questions", type=int, default=6000)
+    ap.add_argument("--train-questions", type=int, default=40000)
     ap.add_argument("--test-questions", type=int, default=300)
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
