@@ -26,6 +26,15 @@ def _start(out, *extra):
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _latest(out):
+    """The checkpoint LATEST names in a run directory, or None before the first one."""
+    try:
+        with open(os.path.join(out, "LATEST")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
 def _final_state(out):
     with open(os.path.join(out, "LATEST")) as f:
         ckpt = os.path.join(out, f.read().strip())
@@ -45,11 +54,16 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert json.loads(stdout.strip().splitlines()[-1])["steps"] == 40
 
     run = tmp_path / "killed"
-    delays = np.random.default_rng(int(time.time())).uniform(0.35, 0.85, size=2) * duration
+    rng = np.random.default_rng(int(time.time()))
     kills, logs = 0, []
-    for delay in delays:                                   # two kills at arbitrary moments, then finish
+    for _ in range(2):                                     # two kills at arbitrary moments, then finish
+        before = _latest(run)
         proc = _start(run, "--resume")
-        time.sleep(delay)
+        # wait until this run has saved a checkpoint of its own (so it is past start-up and has work
+        # left), then kill it a random moment later: wherever it is, mid-update or mid-save
+        while proc.poll() is None and _latest(run) == before:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.15) * duration)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
