@@ -6,8 +6,11 @@ the last line of stdout is one JSON object. Progress goes to stderr.
 """
 import os
 
-# The matrices here are at most a few hundred wide: one BLAS thread is faster than two fighting over
-# them on a small shared machine. Set before NumPy loads; a value already set is kept.
+# The matrices here are at most a few hundred wide: one thread is faster than two fighting over
+# them on a small shared machine. This reaches our own thread pools (smoothing.core.thread_count);
+# OpenBLAS reads it only when it loads, and `python -m minibert...` has loaded NumPy already (the
+# package imports it), so for one BLAS thread too, set OPENBLAS_NUM_THREADS=1 in the environment.
+# A value already set is kept.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
