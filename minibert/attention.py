@@ -24,7 +24,7 @@ import numpy as np
 
 from smoothing import get_xp
 
-from .layers import dropout_mask, linear_backward, linear_forward, weight_gradient
+from .layers import dropout_mask, linear_backward, linear_forward
 from .parallel import run_pieces
 
 
@@ -214,16 +214,11 @@ def attention_backward(dout, cache):
 
     run_pieces(piece, len(pieces))
     # forward was: qkv = x W + b, W = [Wq * scale, Wk, Wv] side by side
-    x, W = cache["qkv_lin"]
     C = NH * HS
-    d2 = dqkv.reshape(-1, 3 * C)                                      # (N, 3C)
-    dx = (d2 @ W.T).reshape(x.shape)
-    # dW^T = d^T x (3C, C_in), the tall orientation, which OpenBLAS threads fast (matmul_tall)
-    dWT = weight_gradient(d2, x.reshape(-1, x.shape[-1]))
-    db = d2.sum(axis=0)                                               # (3C,)
+    dx, dW, db = linear_backward(dqkv.reshape(B, T, 3 * C), cache["qkv_lin"])   # dW (C_in, 3C)
     for n, name in enumerate(("query", "key", "value")):
         p = f"{prefix}.self.{name}."
-        grads[p + "weight"] = xp.ascontiguousarray(dWT[n * C:(n + 1) * C].T)    # (C_in, C)
+        grads[p + "weight"] = xp.ascontiguousarray(dW[:, n * C:(n + 1) * C])    # (C_in, C)
         grads[p + "bias"] = db[n * C:(n + 1) * C].copy()
     # q's weights and bias were multiplied by the scale in the forward
     grads[prefix + ".self.query.weight"] *= cache["scale"]

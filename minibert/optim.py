@@ -128,38 +128,30 @@ class AdamW:
             if g.shape != w.shape:
                 raise ValueError(f"gradient of {name} has shape {g.shape}, parameter has {w.shape}")
             plain = skips_weight_decay(name)
-            if get_xp(w) is np and not (o["lamb"] and not plain) and all(
+            lamb, decay = o["lamb"] and not plain, 0.0 if plain else o["weight_decay"]
+            if not lamb and get_xp(w) is np and all(
                     a.flags.c_contiguous for a in (w, g, self.m[name], self.v[name])):
-                decay = 0.0 if plain else o["weight_decay"]
                 flat = [a.reshape(-1) for a in (w, g, self.m[name], self.v[name])]
                 pieces += [(flat, b, decay) for b in row_pieces(w.size, 1, _ADAM_BLOCK)]
                 continue
             u = self._scratch(w, 0)
+            if not lamb:
+                _adamw_step(w, g, self.m[name], self.v[name], u, lr, decay, b1, b2, c1, c2, o["eps"])
+                continue
             _adam_direction(self.m[name], self.v[name], g, b1, b2, c1, c2, o["eps"], u)
             t = w.dtype.type
-            if o["lamb"] and not plain:
-                if o["weight_decay"]:
-                    wd_w = self._scratch(w, 1)
-                    get_xp(w).multiply(w, t(o["weight_decay"]), out=wd_w)
-                    u += wd_w                                     # decoupled decay: part of the step
-                ratio = _trust_ratio(w, u)
-                u *= t(lr * ratio)
-            else:
-                if not plain and o["weight_decay"]:
-                    w *= t(1.0 - lr * o["weight_decay"])          # w - lr wd w, before the Adam step
-                u *= t(lr)
+            if o["weight_decay"]:
+                wd_w = self._scratch(w, 1)
+                get_xp(w).multiply(w, t(o["weight_decay"]), out=wd_w)
+                u += wd_w                                         # decoupled decay: part of the step
+            u *= t(lr * _trust_ratio(w, u))
             w -= u
 
         def piece(i):
-            # the AdamW step of one block of one tensor, exactly as above; blocks stay in cache
+            # the AdamW step of one block of one tensor; the block's passes stay in cache
             (w, g, m, v), b, decay = pieces[i]
-            t = w.dtype.type
-            u = np.empty(b.stop - b.start, w.dtype)
-            _adam_direction(m[b], v[b], g[b], b1, b2, c1, c2, o["eps"], u)
-            if decay:
-                w[b] *= t(1.0 - lr * decay)                   # w - lr wd w, before the Adam step
-            u *= t(lr)
-            w[b] -= u
+            _adamw_step(w[b], g[b], m[b], v[b], np.empty(b.stop - b.start, w.dtype), lr, decay,
+                        b1, b2, c1, c2, o["eps"])
 
         run_pieces(piece, len(pieces))
         return norm
@@ -171,6 +163,19 @@ class AdamW:
         if buf is None or buf.size < like.size or get_xp(buf) is not xp:
             buf = self._buffers[key] = xp.empty(max(p.size for p in self.m.values()), like.dtype)
         return buf[:like.size].reshape(like.shape)
+
+
+def _adamw_step(w, g, m, v, u, lr, decay, b1, b2, c1, c2, eps):
+    """One AdamW step of w in place: w = w (1 - lr decay) - lr direction; u is scratch like w.
+
+    decay 0 for the tensors that skip weight decay (skips_weight_decay)
+    """
+    t = w.dtype.type
+    _adam_direction(m, v, g, b1, b2, c1, c2, eps, u)
+    if decay:
+        w *= t(1.0 - lr * decay)                          # w - lr wd w, before the Adam step
+    u *= t(lr)
+    w -= u
 
 
 def _adam_direction(m, v, g, b1, b2, c1, c2, eps, out):
