@@ -74,11 +74,15 @@ def matmul_rows(a, b, out):
 
 
 def _attention_pieces(B, NH, T, Tk, xp):
-    """(batch slice, head slice) pieces: one batch row and as many heads as fit _PIECE_SCORES."""
+    """(batch slice, head slice) pieces of about _PIECE_SCORES scores: a few heads of one batch row
+    or, when one row's heads fit with room to spare (short sequences), all heads of a few rows."""
     if xp is not np:
         return [(slice(None), slice(None))]
     heads = max(1, min(NH, _PIECE_SCORES // max(1, T * Tk)))
-    return [(slice(b, b + 1), slice(h, min(h + heads, NH))) for b in range(B) for h in range(0, NH, heads)]
+    if heads < NH:
+        return [(slice(b, b + 1), slice(h, min(h + heads, NH))) for b in range(B) for h in range(0, NH, heads)]
+    rows = max(1, _PIECE_SCORES // max(1, NH * T * Tk))
+    return [(slice(b, min(b + rows, B)), slice(None)) for b in range(0, B, rows)]
 
 
 def _softmax_rows(s):

@@ -89,6 +89,33 @@ def test_forward_without_cache_equals_forward_with_cache(monkeypatch, threads):
     assert np.abs(hd - h).max() > 1e-3, "dropout was active"
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_attention_pieces_change_no_number(monkeypatch, threads):
+    """Pieces of one head, of several heads of a row, or of several whole rows: the same bits in the
+    forward and the backward (with a mask, so some pieces hold masked rows)."""
+    from minibert import attention
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    cfg = mb.BertConfig(vocab_size=10, hidden_size=32, num_attention_heads=4, intermediate_size=8,
+                        num_hidden_layers=1)
+    rng = np.random.default_rng(8)
+    params = mb.init_params(cfg, rng, np.float32, heads=False)
+    x = rng.standard_normal((5, 11, 32)).astype(np.float32)
+    mask = rng.random((5, 11, 11)) < 0.8
+    dout = rng.standard_normal((5, 11, 32)).astype(np.float32)
+    results = []
+    for scores in (1, 2 * 11 * 11, 4 * 11 * 11, 2 * 4 * 11 * 11, 1 << 17):
+        monkeypatch.setattr(attention, "_PIECE_SCORES", scores)
+        out, cache = mb.attention_forward(x, params, "encoder.layer.0.attention", cfg, mask=mask)
+        dx, grads = mb.attention_backward(dout, cache)
+        results.append((len(attention._attention_pieces(5, 4, 11, 11, np)), out, dx, grads))
+    assert [r[0] for r in results] == [20, 10, 5, 3, 1], "each branch of the piece layout was taken"
+    for n, out, dx, grads in results[1:]:
+        np.testing.assert_array_equal(out, results[0][1], err_msg=f"{n} pieces: forward")
+        np.testing.assert_array_equal(dx, results[0][2], err_msg=f"{n} pieces: dx")
+        for k in grads:
+            np.testing.assert_array_equal(grads[k], results[0][3][k], err_msg=f"{n} pieces: {k}")
+
+
 def test_attention_refuses_nan_scores():
     cfg = mb.BertConfig(vocab_size=10, hidden_size=8, num_attention_heads=2, intermediate_size=8,
                         num_hidden_layers=1)
