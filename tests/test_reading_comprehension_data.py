@@ -38,6 +38,72 @@ def test_loader_names_record_and_field(tmp_path, bad, field):
         assert repr(bad["id"]) in msg
 
 
+
+def _asked_name(question):
+    for _, qs in RELATIONS.values():
+        for q in qs:
+            m = re.fullmatch(re.escape(q).replace(re.escape("{e}"), "(.+)"), question)
+            if m:
+                return m.group(1)
+    raise AssertionError(f"no template matches {question!r}")
+
+
+def _sentences(passage):
+    """(person, relation) of each sentence: the person is the text before the relation's words."""
+    heads = {rel: f.split("{e}")[1].split("{v}")[0] for rel, (f, _) in RELATIONS.items()}
+    out = []
+    for sent in filter(None, passage.split("。")):
+        i, rel = min((sent.index(h), rel) for rel, h in heads.items() if h in sent)
+        out.append((sent[:i], rel))
+    return out
+
+
+def _subjects(passage):
+    return [person for person, _ in _sentences(passage)]
+
+
+def test_answerless_passages_look_like_answering_ones():
+    """Whether a passage answers cannot be told from its length or from how often it names the person
+    asked about: only from what it says of them."""
+    train, _, _ = synthetic_corpus(400, 10, seed=5, n_people=200)
+    shapes = {True: set(), False: set()}
+    for r in train:
+        name = _asked_name(r["question"])
+        asked = next(rel for rel, (_, qs) in RELATIONS.items() if any(q.format(e=name) == r["question"] for q in qs))
+        for p in r["passages"]:
+            subjects = _subjects(p["passage"])
+            shapes[bool(p["answer"])].add((len(subjects), subjects.count(name)))
+            assert ((name, asked) in _sentences(p["passage"])) == bool(p["answer"])
+    assert shapes[True] == shapes[False] == {(4, 1)}
+
+
+def test_easy_split_one_rival():
+    """Easy passages: four sentences, one about the asked person (the asked fact or, without the
+    answer, another one), one rival of the asked relation, who mostly shares no character with them,
+    and fillers of other relations."""
+    train, test, easy = synthetic_corpus(50, 20, seed=4, n_people=120, n_easy=200)
+    assert len(easy) == 200 and all(r["id"].startswith("easy-") for r in easy)
+    test_names = {_asked_name(r["question"]) for r in test}
+    disjoint = n = 0
+    answering = {True: 0, False: 0}
+    for r in easy:
+        name = _asked_name(r["question"])
+        asked = next(rel for rel, (_, qs) in RELATIONS.items() if any(q.format(e=name) == r["question"] for q in qs))
+        assert name not in test_names
+        for p in r["passages"]:
+            assert all(part in p["passage"] for part in p["answer"].split())
+            sents = _sentences(p["passage"])
+            assert len(sents) == 4 and [s for s, _ in sents].count(name) == 1, p["passage"]
+            assert ((name, asked) in sents) == bool(p["answer"])
+            rivals = [s for s, rel in sents if rel == asked and s != name]
+            assert len(rivals) == 1 and rivals[0] not in test_names, p["passage"]
+            disjoint += not set(rivals[0]) & set(name)
+            n += 1
+            answering[bool(p["answer"])] += 1
+    assert disjoint > 0.9 * n, "rivals mostly share no character"
+    assert min(answering.values()) > 0.2 * n, "passages with and without the answer"
+
+
 def test_loader_refuses_non_json_and_non_list(tmp_path):
     p = tmp_path / "d.json"
     p.write_text("not json {", encoding="utf-8")
@@ -53,9 +119,10 @@ def test_loader_refuses_non_json_and_non_list(tmp_path):
 
 
 def test_synthetic_corpus_seeded_held_out_and_varied(tmp_path):
-    train, test = synthetic_corpus(300, 100, seed=3, n_people=80)
-    again, _ = synthetic_corpus(300, 100, seed=3, n_people=80)
-    assert train == again
+    train, test, easy = synthetic_corpus(300, 100, seed=3, n_people=80)
+    again, test_again, none = synthetic_corpus(300, 100, seed=3, n_people=80, n_easy=0)
+    assert train == again and test == test_again, "seeded, and independent of the easy split's size"
+    assert easy == [] and none == []
     path = tmp_path / "t.json"
     save_records(test, str(path))
     assert load_records(str(path)) == test

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from minibert.kv_cache import FullRecompute, UniLMCache
 from minibert.model import init_params
+from minibert.reading_comprehension.data import load_records
 from minibert.reading_comprehension.infer import VotingState, answer, encode_question, ngram_continuations, vote
 from minibert.reading_comprehension.train import (choose_label, clean_passage, encode_example, small_config,
                                                   vocab_tokens)
@@ -155,3 +156,12 @@ def test_quick_demo_runs(tmp_path):
                          "--out", str(tmp_path / "tuned")], capture_output=True, text=True, timeout=60, env=env)
     assert ft.returncode == 0, ft.stderr[-2000:]
     assert json.loads(ft.stdout.strip().splitlines()[-1])["steps"] == 3
+    # the curriculum: the demo wrote its easy split; 2 updates on it, then 3 on the data
+    assert load_records(str(tmp_path / "easy.json"))
+    cur = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "train", "--data",
+                          str(tmp_path / "test.json"), "--easy-data", str(tmp_path / "easy.json"), "--easy-steps",
+                          "2", "--steps", "3", "--out", str(tmp_path / "cur")], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert cur.returncode == 0, cur.stderr[-2000:]
+    assert "stage 1 of 2: 2 updates" in cur.stderr and "stage 2 of 2: 3 updates" in cur.stderr
+    assert json.loads(cur.stdout.strip().splitlines()[-1])["steps"] == 5
