@@ -150,18 +150,27 @@ def test_quick_demo_runs(tmp_path):
                          str(tmp_path / "test.json"), "--predictions", str(tmp_path / "p2.tsv")],
                         capture_output=True, text=True, timeout=60, env=env)
     assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(figures["score"], abs=1e-4)
+    # the decoding ablations of the saved model: six rows, the default one equal to the demo's score
+    ab = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "ablations", "--model",
+                         str(tmp_path / "model"), "--data", str(tmp_path / "test.json")],
+                        capture_output=True, text=True, timeout=120, env=env)
+    assert ab.returncode == 0, ab.stderr[-2000:]
+    rows = json.loads(ab.stdout.strip().splitlines()[-1])["ablations"]
+    assert len(rows) == 6 and rows[0]["score"] == pytest.approx(figures["score"], abs=1e-4)
+    assert rows[4]["score"] == rows[5]["score"], "cached and recomputed decoding give the same answers"
     # fine-tuning from a saved BERT directory (--init): here the model just trained
     ft = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "train", "--data",
                          str(tmp_path / "test.json"), "--init", str(tmp_path / "model"), "--steps", "3",
                          "--out", str(tmp_path / "tuned")], capture_output=True, text=True, timeout=60, env=env)
     assert ft.returncode == 0, ft.stderr[-2000:]
     assert json.loads(ft.stdout.strip().splitlines()[-1])["steps"] == 3
-    # the curriculum: the demo wrote its easy split; 2 updates on it, then 3 on the data
-    assert load_records(str(tmp_path / "easy.json"))
+    # the curriculum: the demo wrote its easy split; 2 updates on it, then 3 on the data mixed with it
+    easy = load_records(str(tmp_path / "easy.json"))
+    assert easy
     cur = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "train", "--data",
-                          str(tmp_path / "test.json"), "--easy-data", str(tmp_path / "easy.json"), "--easy-steps",
-                          "2", "--steps", "3", "--out", str(tmp_path / "cur")], capture_output=True, text=True,
-                         timeout=60, env=env)
+                          str(tmp_path / "test.json"), "--curriculum", f"{tmp_path / 'easy.json'}:2", "--steps",
+                          "3", "--out", str(tmp_path / "cur")], capture_output=True, text=True, timeout=60, env=env)
     assert cur.returncode == 0, cur.stderr[-2000:]
-    assert "stage 1 of 2: 2 updates" in cur.stderr and "stage 2 of 2: 3 updates" in cur.stderr
+    assert "stage 1 of 2: 2 updates at lr 0.003" in cur.stderr
+    assert f"stage 2 of 2: 3 updates at lr 0.001 on {20 + len(easy)} training and curriculum" in cur.stderr
     assert json.loads(cur.stdout.strip().splitlines()[-1])["steps"] == 5

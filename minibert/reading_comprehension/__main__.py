@@ -41,12 +41,12 @@ def _model_args(p):
 
 
 def _train_args(p):
-    p.add_argument("--steps", type=int, default=7000, help="optimizer updates on the training questions")
-    p.add_argument("--easy-steps", type=int, default=3000,
-                   help="updates on the easy questions first, with their own warm-up and decay (0: none)")
+    p.add_argument("--steps", type=int, default=8000,
+                   help="updates on the training questions (with any curriculum questions mixed in)")
     p.add_argument("--minutes", type=float, default=9.0, help="stop training after this many minutes")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate on the training questions")
+    p.add_argument("--curriculum-lr", type=float, default=3e-3, help="peak learning rate of curriculum stages")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
@@ -67,30 +67,36 @@ def build_parser():
     ap.add_argument("--train-questions", type=int, default=40000)
     ap.add_argument("--test-questions", type=int, default=300)
     ap.add_argument("--easy-questions", type=int, default=20000,
-                    help="questions of the easy split: two-sentence passages that always answer")
+                    help="curriculum stage 1: questions whose passages are two sentences, always answering")
+    ap.add_argument("--easy-steps", type=int, default=3000, help="updates on them (0: no such stage)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
     sub = ap.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train on a data file, save the model")
     t.add_argument("--data", required=True), t.add_argument("--out", required=True)
-    t.add_argument("--easy-data", help="records to train on first, for --easy-steps updates")
+    t.add_argument("--curriculum", nargs="+", default=[], metavar="FILE:STEPS",
+                   help="data files to train on first, in this order, each for its number of updates")
     _model_args(t), _train_args(t)
     pr = sub.add_parser("predict", help="answer the questions of a data file: id<TAB>answer lines")
     pr.add_argument("--model", required=True), pr.add_argument("--data", required=True)
     pr.add_argument("--out", required=True)
     _model_args(pr), _decode_args(pr)
+    ab = sub.add_parser("ablations", help="the decoding ablation table of a saved model on a data file")
+    ab.add_argument("--model", required=True), ab.add_argument("--data", required=True)
+    _model_args(ab), _decode_args(ab)
     ev = sub.add_parser("evaluate", help="score a predictions file against a data file")
     ev.add_argument("--data", required=True), ev.add_argument("--predictions", required=True)
     return ap
 
 
-def fit(args, records, easy=(), extra_chars=""):
+def fit(args, records, curriculum=(), extra_chars=""):
     """(tokenizer, config, params, history) trained on records, from scratch or from --init.
 
-    With easy records and --easy-steps > 0 training is a curriculum of two stages: --easy-steps updates
-    on the easy records, then --steps on the others, each with its own warm-up and linear decay, all
-    within --minutes. On the synthetic corpus the easy stage is what teaches the model to tie a value to
+    curriculum: (name, records, steps) stages trained on first, in order, at --curriculum-lr; then
+    --steps updates at --lr on records with every curriculum stage's records mixed in, so that what the
+    easier stages taught is still asked for. Each stage has its own warm-up and linear decay, and all
+    share --minutes. On the synthetic corpus the easy stage is what teaches the model to tie a value to
     the person of its sentence (see the README): from scratch, the full passages alone do not, within
     the demo's budget.
     """
@@ -98,22 +104,33 @@ def fit(args, records, easy=(), extra_chars=""):
         tok = Tokenizer.from_pretrained(args.init, simplified=True)
         config, params = load_pretrained(args.init, keep_tokens=tok.keep_tokens)
     else:
-        tok = Tokenizer(vocab_tokens(corpus_characters(list(records) + list(easy)) | set(extra_chars)))
+        seen = list(records) + [r for _, recs, _ in curriculum for r in recs]
+        tok = Tokenizer(vocab_tokens(corpus_characters(seen) | set(extra_chars)))
         config = small_config(len(tok.id_to_token), layers=args.layers, hidden=args.hidden, heads=args.heads,
                               intermediate=2 * args.hidden,
                               max_positions=args.max_p_len + args.max_q_len + args.max_a_len + 8)
         params = None
     deadline = time.perf_counter() + 60 * args.minutes
-    stages = [(easy, args.easy_steps, "easy questions")] if easy and args.easy_steps > 0 else []
-    stages.append((records, args.steps, "training questions"))
-    history = []
-    for n, (recs, steps, what) in enumerate(stages):
-        _log(f"stage {n + 1} of {len(stages)}: {steps} updates on {len(recs)} {what}")
-        params, h = train_model(recs, tok, config, params, steps, args.batch_size, args.lr,
+    stages = [(recs, steps, name, args.curriculum_lr) for name, recs, steps in curriculum if recs and steps > 0]
+    mixed = list(records) + [r for recs, *_ in stages for r in recs]
+    stages.append((mixed, args.steps, "training" + " and curriculum" * (len(mixed) > len(records)), args.lr))
+    history = []                                          # (update counted over all stages, loss, acc)
+    for n, (recs, steps, what, lr) in enumerate(stages):
+        _log(f"stage {n + 1} of {len(stages)}: {steps} updates at lr {lr:g} on {len(recs)} {what} questions")
+        done = history[-1][0] if history else 0
+        params, h = train_model(recs, tok, config, params, steps, args.batch_size, lr,
                                 warmup=min(200, steps // 10), seed=args.seed + n, max_p_len=args.max_p_len,
                                 max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline)
-        history += [(step + sum(s for _, s, _ in stages[:n]), loss, acc) for step, loss, acc in h]
+        history += [(done + step, loss, acc) for step, loss, acc in h]
     return tok, config, params, history
+
+
+def _stage(arg):
+    """'FILE:STEPS' of --curriculum -> (FILE, its records, STEPS)."""
+    path, sep, steps = arg.rpartition(":")
+    if not sep or not steps.isdigit():
+        raise ValueError(f"--curriculum: expected FILE:STEPS, got {arg!r}")
+    return path, load_records(path), int(steps)
 
 
 def save_model(path, tok, config, params):
@@ -150,8 +167,10 @@ def _rounded(d):
 
 
 def run_ablations(args, tok, config, params, test):
-    """One row per decoding variant on the same trained model: score, accuracy, F1, questions/s."""
-    base = dict(beam=args.beam, mode=args.mode, combine=args.combine)
+    """One row per decoding variant on the same trained model: score, accuracy, F1, questions/s.
+
+    Prints the rows as a Markdown table and returns them as dicts."""
+    base, rows = dict(beam=args.beam, mode=args.mode, combine=args.combine), []
     variants = [("vote, extractive, beam 1", {}), ("single most confident passage", {"combine": "best"}),
                 ("generative (no n-gram constraint)", {"mode": "generative"}), ("beam 2", {"beam": 2})]
     print("| variant | accuracy | F1 | score | questions/s |\n|---|---|---|---|---|")
@@ -159,30 +178,38 @@ def run_ablations(args, tok, config, params, test):
         a = argparse.Namespace(**{**vars(args), **base, **change})
         preds, qps = predict(a, tok, config, params, test)
         s = score_predictions(test, preds)
+        rows.append({"variant": name, "questions": len(test), **_rounded(s), "questions_per_second": round(qps, 1)})
         print(f"| {name} | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | {qps:.1f} |", flush=True)
     subset = test[:max(1, len(test) // 5)]
     for name, decoder in (("cached (UniLMCache)", UniLMCache), ("uncached (FullRecompute)", FullRecompute)):
         preds, qps = predict(argparse.Namespace(**{**vars(args), **base}), tok, config, params, subset, decoder)
         s = score_predictions(subset, preds)
+        rows.append({"variant": name, "questions": len(subset), **_rounded(s),
+                     "questions_per_second": round(qps, 1)})
         print(f"| {name}, {len(subset)} questions | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | "
               f"{qps:.1f} |", flush=True)
+    return rows
 
 
 def run_demo(args):
     if args.quick:
         args.train_questions, args.test_questions = min(args.train_questions, 1500), min(args.test_questions, 60)
-        args.easy_questions = min(args.easy_questions, 800)
-        args.steps, args.easy_steps = min(args.steps, 150), min(args.easy_steps, 100)
+        args.easy_questions, args.easy_steps = min(args.easy_questions, 800), min(args.easy_steps, 100)
+        args.steps = min(args.steps, 150)
         args.minutes = min(args.minutes, 0.6)
     t_start = time.perf_counter()
     work = args.workdir or tempfile.mkdtemp(prefix="rc_demo_")
     os.makedirs(work, exist_ok=True)
-    train, test, easy = synthetic_corpus(args.train_questions, args.test_questions, seed=args.seed,
-                                         n_easy=args.easy_questions if args.easy_steps > 0 else 0)
-    for name, recs in (("train", train), ("test", test), ("easy", easy)):
+    plan = [("easy", args.easy_questions, args.easy_steps)]
+    plan = [(kind, n, steps) for kind, n, steps in plan if n > 0 and steps > 0]
+    train, test, stages = synthetic_corpus(args.train_questions, args.test_questions, seed=args.seed,
+                                           curriculum=[(kind, n) for kind, n, _ in plan])
+    for name, recs in [("train", train), ("test", test)] + stages:
         save_records(recs, os.path.join(work, name + ".json"))
-    _log(f"corpus: {len(easy)} easy, {len(train)} training and {len(test)} held-out questions in {work}")
-    tok, config, params, history = fit(args, train, easy, extra_chars=corpus_characters(test))
+    _log(f"corpus in {work}: " + ", ".join(f"{len(recs)} {kind}" for kind, recs in stages)
+         + f"{', ' if stages else ''}{len(train)} training and {len(test)} held-out questions")
+    curriculum = [(kind, recs, steps) for (kind, recs), (_, _, steps) in zip(stages, plan)]
+    tok, config, params, history = fit(args, train, curriculum, extra_chars=corpus_characters(test))
     save_model(os.path.join(work, "model"), tok, config, params)   # kept even if a later step fails
     train_seconds = time.perf_counter() - t_start
     preds, qps = predict(args, tok, config, params, test)
@@ -192,8 +219,9 @@ def run_demo(args):
         print(f"Q: {r['question']}  passages: {len(r['passages'])}  gold: {gold[0] if gold else '(none)'}  "
               f"model: {preds[str(r['id'])] or '(none)'}")
     s = score_predictions(test, preds)
+    na = {k: "n/a" if s[k] is None else f"{s[k]:.3f}" for k in ("no_answer_precision", "no_answer_recall")}
     print(f"held-out: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score {s['score']:.3f}  no-answer "
-          f"precision {s['no_answer_precision']}  recall {s['no_answer_recall']}  {qps:.1f} questions/s")
+          f"precision {na['no_answer_precision']}  recall {na['no_answer_recall']}  {qps:.1f} questions/s")
     if args.ablations:
         run_ablations(args, tok, config, params, test)
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, **_rounded(s),
@@ -212,11 +240,14 @@ def main(argv=None):
             print(json.dumps(_rounded(s)))
         elif args.command == "train":
             records = load_records(args.data)
-            easy = load_records(args.easy_data) if args.easy_data else ()
-            tok, config, params, history = fit(args, records, easy)
+            tok, config, params, history = fit(args, records, [_stage(arg) for arg in args.curriculum])
             save_model(args.out, tok, config, params)
             print(json.dumps({"model": args.out, "steps": history[-1][0] if history else 0,
                               "train_loss_last": round(history[-1][1], 4) if history else None}))
+        elif args.command == "ablations":
+            tok, config, params = load_model(args.model)
+            rows = run_ablations(args, tok, config, params, load_records(args.data))
+            print(json.dumps({"ablations": rows}, ensure_ascii=False))
         elif args.command == "predict":
             tok, config, params = load_model(args.model)
             preds, qps = predict(args, tok, config, params, load_records(args.data))

@@ -13,8 +13,8 @@ job, school, colleague, two hobbies). Each question asks one fact of one person;
 of four sentences, some stating that fact (with the answer) and some another fact of that person, and
 every passage carries distractors: the same kind of fact about other people. Test
 questions are about people whose names never occur in the training split, and the facts are drawn
-afresh for every question, so a model can only answer by reading. An optional easy split (one
-rival a passage) is the first stage of the demo's curriculum.
+afresh for every question, so a model can only answer by reading. Easier passages
+(two sentences) make the first stage of the demo's curriculum.
 """
 import json
 import os
@@ -122,57 +122,58 @@ def _sentence(name, rel, value):
     return RELATIONS[rel][0].format(e=name, v=value.replace(" ", "、"))
 
 
-def _passage(rng, name, rel, facts, people, with_answer, n_sentences=4):
-    """n_sentences shuffled sentences: one about the asked person (the asked fact or, without the
-    answer, another fact of theirs) and the rest about other people, each of the asked relation with
-    probability 0.7 (never with the asked value). Passages with and without the answer look alike from
-    outside: as many sentences, the asked person named once, values of the asked kind in both."""
+def _others(rng, name, rel, facts, people, sents, n_sentences, p_same=0.7):
+    """Append facts of other people to sents until it holds n_sentences: the asked relation with
+    probability p_same, never the asked value (so a passage without the answer never contains it)."""
     value = facts[name][rel]
-    mine = rel if with_answer else str(rng.choice([r for r in RELATIONS if r != rel]))
-    sents = [_sentence(name, mine, facts[name][mine])]
     for i in rng.permutation(len(people)):
         if len(sents) >= n_sentences:
             break
         other = people[int(i)]
-        r = rel if rng.random() < 0.7 else str(rng.choice(list(RELATIONS)))
-        v = facts[other][r]
-        if v == value:                                    # keep the answer out of answerless passages
-            continue
-        sents.append(_sentence(other, r, v))
+        r = rel if rng.random() < p_same else str(rng.choice(list(RELATIONS)))
+        if facts[other][r] != value:
+            sents.append(_sentence(other, r, facts[other][r]))
     order = rng.permutation(len(sents))
     return "".join(sents[i] for i in order)
 
 
-def _easy_passage(rng, name, rel, facts, people, with_answer, n_sentences=4):
-    """n_sentences shuffled sentences, like _passage but with a single rival: the asked fact (or,
-    without the answer, another fact of the same person), the asked relation of one other person (a
-    name sharing no character with the asked one where the question's people allow it), and facts of
-    other relations about the rest, which the kind of value alone rules out."""
-    value = facts[name][rel]
+def _passage(rng, name, rel, facts, people, with_answer, n_sentences=4):
+    """Four shuffled sentences: one about the asked person (the asked fact or, without the answer,
+    another fact of theirs) and three about other people. Passages with and without the answer look
+    alike from outside: as many sentences, the asked person named once, values of the asked kind in
+    both; only what the passage says of the asked person tells them apart."""
     mine = rel if with_answer else str(rng.choice([r for r in RELATIONS if r != rel]))
-    sents = [_sentence(name, mine, facts[name][mine])]
+    return _others(rng, name, rel, facts, people, [_sentence(name, mine, facts[name][mine])], n_sentences)
+
+
+def _easy_passage(rng, name, rel, facts, people, with_answer):
+    """Two shuffled sentences: the asked fact and the asked relation of one other person, whose name
+    shares no character with the asked one where the question's people allow it."""
+    value = facts[name][rel]
     rivals = [p for p in people if facts[p][rel] != value]
     rivals = [p for p in rivals if not set(p) & set(name)] or rivals
+    sents = [_sentence(name, rel, value)]
     if rivals:
         rival = rivals[int(rng.integers(len(rivals)))]
         sents.append(_sentence(rival, rel, facts[rival][rel]))
-    for i in rng.permutation(len(people)):
-        if len(sents) >= n_sentences:
-            break
-        other = people[int(i)]
-        r = str(rng.choice([x for x in RELATIONS if x != rel]))
-        sents.append(_sentence(other, r, facts[other][r]))
     order = rng.permutation(len(sents))
     return "".join(sents[i] for i in order)
 
 
-def synthetic_records(n, rng, people, prefix, easy=False):
+# kind -> (passage maker, whether some passages lack the answer)
+PASSAGE_KINDS = {"full": (_passage, True), "easy": (_easy_passage, False)}
+
+
+def synthetic_records(n, rng, people, prefix, kind="full"):
     """n questions about the given people. Every question draws fresh facts for everyone (consistent
     across its passages), so remembering a person's facts from another question does not help.
 
-    easy: passages with one rival value of the asked kind (_easy_passage): the first stage of the
-    demo's curriculum, where the one thing to learn is which person a value belongs to.
+    kind: 'full' (the test's passages) or 'easy' (two sentences, always answering: all there is to
+    learn is which person a value belongs to), the first stage of the demo's curriculum.
     """
+    if kind not in PASSAGE_KINDS:
+        raise ValueError(f"kind: expected one of {sorted(PASSAGE_KINDS)}, got {kind!r}")
+    make, answerless = PASSAGE_KINDS[kind]
     records = []
     for k in range(n):
         name = people[int(rng.integers(len(people)))]
@@ -181,22 +182,24 @@ def synthetic_records(n, rng, people, prefix, easy=False):
         rel = str(rng.choice(list(RELATIONS)))
         question = str(rng.choice(RELATIONS[rel][1])).format(e=name)
         n_pass = int(rng.integers(2, 5))
-        n_pos = 0 if rng.random() < 0.15 else int(rng.integers(1, n_pass + 1))
+        n_pos = n_pass
+        if answerless:
+            n_pos = 0 if rng.random() < 0.15 else int(rng.integers(1, n_pass + 1))
         has = rng.permutation([True] * n_pos + [False] * (n_pass - n_pos))
-        make = _easy_passage if easy else _passage
         passages = [{"passage": make(rng, name, rel, facts, others, bool(h)),
                      "answer": facts[name][rel] if h else ""} for h in has]
         records.append({"id": f"{prefix}{k}", "question": question, "passages": passages})
     return records
 
 
-def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=4000, held_out=0.25, n_easy=0):
-    """(train, test, easy) record lists; test questions are about people absent from the training split.
+def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=4000, held_out=0.25, curriculum=()):
+    """(train, test, stages): train and test are 'full' questions, and test questions are about people
+    absent from the training split.
 
-    easy: n_easy questions about the training people in easy passages (see synthetic_records), drawn
-    after the other two, so train and test do not depend on n_easy. A colleague of a training person is
-    always a training person (and likewise for test people), so no held-out name ever appears in a
-    training or easy passage.
+    curriculum: (kind, n) pairs, e.g. [("easy", 20000)]; stages: the matching
+    [(kind, records)] about the training people, drawn after train and test, so those two do not
+    depend on the curriculum. A colleague of a training person is always a training person (and
+    likewise for test people), so no held-out name ever appears in a training passage.
     """
     rng = np.random.default_rng(seed)
     names = _names(rng, n_people)
@@ -206,8 +209,8 @@ def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=4000, held_out=0
     train_people = sorted(names[i] for i in order[n_out:])
     train = synthetic_records(n_train, rng, train_people, "train-")
     test = synthetic_records(n_test, rng, test_people, "test-")
-    easy = synthetic_records(n_easy, rng, train_people, "easy-", easy=True)
-    return train, test, easy
+    stages = [(kind, synthetic_records(n, rng, train_people, f"{kind}-", kind)) for kind, n in curriculum]
+    return train, test, stages
 
 
 def corpus_characters(records):
