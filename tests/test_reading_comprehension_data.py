@@ -38,7 +38,6 @@ def test_loader_names_record_and_field(tmp_path, bad, field):
         assert repr(bad["id"]) in msg
 
 
-
 def _asked_name(question):
     for _, qs in RELATIONS.values():
         for q in qs:
@@ -46,6 +45,10 @@ def _asked_name(question):
             if m:
                 return m.group(1)
     raise AssertionError(f"no template matches {question!r}")
+
+
+def _asked_relation(question, name):
+    return next(rel for rel, (_, qs) in RELATIONS.items() if any(q.format(e=name) == question for q in qs))
 
 
 def _sentences(passage):
@@ -75,10 +78,6 @@ def test_answerless_passages_look_like_answering_ones():
             shapes[bool(p["answer"])].add((len(subjects), subjects.count(name)))
             assert ((name, asked) in _sentences(p["passage"])) == bool(p["answer"])
     assert shapes[True] == shapes[False] == {(4, 1)}
-
-
-def _asked_relation(question, name):
-    return next(rel for rel, (_, qs) in RELATIONS.items() if any(q.format(e=name) == question for q in qs))
 
 
 def test_easy_kind_of_the_curriculum():

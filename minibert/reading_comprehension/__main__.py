@@ -200,15 +200,14 @@ def run_demo(args):
     t_start = time.perf_counter()
     work = args.workdir or tempfile.mkdtemp(prefix="rc_demo_")
     os.makedirs(work, exist_ok=True)
-    plan = [("easy", args.easy_questions, args.easy_steps)]
-    plan = [(kind, n, steps) for kind, n, steps in plan if n > 0 and steps > 0]
+    easy = [("easy", args.easy_questions)] if args.easy_questions > 0 and args.easy_steps > 0 else []
     train, test, stages = synthetic_corpus(args.train_questions, args.test_questions, seed=args.seed,
-                                           curriculum=[(kind, n) for kind, n, _ in plan])
+                                           curriculum=easy)
     for name, recs in [("train", train), ("test", test)] + stages:
         save_records(recs, os.path.join(work, name + ".json"))
-    _log(f"corpus in {work}: " + ", ".join(f"{len(recs)} {kind}" for kind, recs in stages)
-         + f"{', ' if stages else ''}{len(train)} training and {len(test)} held-out questions")
-    curriculum = [(kind, recs, steps) for (kind, recs), (_, _, steps) in zip(stages, plan)]
+    _log(f"corpus in {work}: {len(train)} training, {len(test)} held-out"
+         + "".join(f", {len(recs)} {kind}" for kind, recs in stages) + " questions")
+    curriculum = [(kind, recs, args.easy_steps) for kind, recs in stages]
     tok, config, params, history = fit(args, train, curriculum, extra_chars=corpus_characters(test))
     save_model(os.path.join(work, "model"), tok, config, params)   # kept even if a later step fails
     train_seconds = time.perf_counter() - t_start

@@ -148,7 +148,8 @@ def _passage(rng, name, rel, facts, people, with_answer, n_sentences=4):
 
 def _easy_passage(rng, name, rel, facts, people, with_answer):
     """Two shuffled sentences: the asked fact and the asked relation of one other person, whose name
-    shares no character with the asked one where the question's people allow it."""
+    shares no character with the asked one where the question's people allow it. (Easy passages
+    always answer; with_answer is there to share _passage's signature.)"""
     value = facts[name][rel]
     rivals = [p for p in people if facts[p][rel] != value]
     rivals = [p for p in rivals if not set(p) & set(name)] or rivals
