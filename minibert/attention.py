@@ -15,8 +15,9 @@ arrays to pass as past_kv at the next step.
 How it runs fast on a CPU: the three projections are one (C, 3C) product whose output, seen as
 (B, T, 3, NH, HS), already holds every head; the per-head products read those strided views and
 write the context straight into (B, T, NH, HS) order, so no head is ever copied out or back. The
-scores of one batch row and a few heads (about 0.5 MB) go through scale, mask, softmax, dropout and
-the product with v while still in cache, and these pieces are spread over the threads.
+scores of a few heads of one batch row, or for short sequences of all heads of a few rows (about
+0.5 MB), go through mask, softmax, dropout and the product with v while still in cache, and these
+pieces are spread over the threads.
 """
 import math
 
@@ -46,7 +47,7 @@ def merge_heads(x):
 # alone; above, every small per-head product is handed to its worker threads. Blocks of 2^16 (8 rows
 # of a (T, 64) @ (64, T) head product) measured fastest, with one thread or two.
 _SMALL_GEMM = 1 << 16
-# Scores per attention piece (one batch row, a few heads): 512 KiB of float32, an L2 cache's worth.
+# Scores per attention piece (see _attention_pieces): 512 KiB of float32, an L2 cache's worth.
 _PIECE_SCORES = 1 << 17
 
 

@@ -113,7 +113,8 @@ def fit(args, records, curriculum=(), extra_chars=""):
     deadline = time.perf_counter() + 60 * args.minutes
     stages = [(recs, steps, name, args.curriculum_lr) for name, recs, steps in curriculum if recs and steps > 0]
     mixed = list(records) + [r for recs, *_ in stages for r in recs]
-    stages.append((mixed, args.steps, "training" + " and curriculum" * (len(mixed) > len(records)), args.lr))
+    stages.append((mixed, args.steps, "training and curriculum" if len(mixed) > len(records) else "training",
+                   args.lr))
     history = []                                          # (update counted over all stages, loss, acc)
     for n, (recs, steps, what, lr) in enumerate(stages):
         _log(f"stage {n + 1} of {len(stages)}: {steps} updates at lr {lr:g} on {len(recs)} {what} questions")
