@@ -28,7 +28,7 @@ thread that runs it, so the result is bit-identical to one thread (tested).
 import numpy as np
 
 from smoothing import get_xp
-from smoothing.core import thread_count, thread_pool
+from smoothing.threads import thread_count, thread_pool
 
 # 256 rows: six (256, 128) float32 buffers per thread, 768 KiB, inside a core's L2 cache
 _BLOCK_ROWS = 256

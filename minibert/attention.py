@@ -26,7 +26,7 @@ import numpy as np
 from smoothing import get_xp
 
 from .layers import dropout_mask, linear_backward, linear_forward
-from .parallel import run_pieces
+from smoothing.threads import run_pieces
 
 
 def split_heads(x, num_heads):

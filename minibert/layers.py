@@ -5,7 +5,7 @@ of its inputs and parameters. Weights are stored for `x @ W` (W has shape (C_in,
 transpose of PyTorch's Linear. Every function follows the dtype of its inputs.
 
 Elementwise work is done in place where the forward value is not needed again, and with NumPy in
-blocks that stay in cache, spread over the threads (parallel.py): on the BERT-base benchmark a new
+blocks that stay in cache, spread over the threads (smoothing/threads.py): on the BERT-base benchmark a new
 (B*T, 3072) temporary per operation costs more than the arithmetic itself. `inplace=True` (LayerNorm,
 GELU) overwrites the input and keeps no cache, for inference.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from smoothing import get_xp
 
-from .parallel import row_pieces, run_pieces
+from smoothing.threads import row_pieces, run_pieces
 
 # ---- linear ------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from smoothing import get_xp
 
-from .parallel import row_pieces, run_pieces
+from smoothing.threads import row_pieces, run_pieces
 
 # AdamW runs over every tensor in blocks of this many entries: the dozen passes of one block (moments,
 # direction, decay, step) stay in the L2 cache, and the blocks are spread over the threads.

@@ -9,40 +9,15 @@ attention row): logsumexp is -inf, softmax is all zeros and log_softmax is all -
 produced and no floating-point warning is raised. A row holding NaN or +inf has no meaningful smooth
 maximum and is refused with a ValueError.
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
+
+from .threads import thread_count, thread_pool
 
 # Rows are processed in blocks of about this many elements (512 KiB of float32, one core's L2 cache):
 # big enough that per-block Python overhead is small, small enough that the block stays cached.
 _BLOCK_ELEMS = 1 << 17
 # Arrays at least this large are split over threads (one per core, or OMP_NUM_THREADS if set).
 _PARALLEL_ELEMS = 1 << 20
-_POOLS = {}
-
-
-def thread_count():
-    """Threads for large work: the BLAS thread count when set (OMP_NUM_THREADS, then
-    OPENBLAS_NUM_THREADS), else all cores. minibert and ebm split their work with the same rule."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        try:
-            return max(1, int(os.environ.get(var, "")))
-        except ValueError:
-            pass
-    return os.cpu_count() or 1
-
-
-def thread_pool(workers, name="smoothing"):
-    """A shared pool of `workers` threads for one user (`name`), created on first use.
-
-    Each package keeps its own pools, so work running in one package's pool that calls into another
-    never waits on a pool it is itself occupying.
-    """
-    key = (name, workers)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
-    return _POOLS[key]
 
 
 def get_xp(*arrays):

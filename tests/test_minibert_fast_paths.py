@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minibert as mb
-from minibert import parallel
+from smoothing import threads as parallel
 
 
 def test_run_pieces_does_every_piece_once_and_passes_errors_on(monkeypatch):

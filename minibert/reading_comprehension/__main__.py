@@ -7,7 +7,7 @@ the last line of stdout is one JSON object. Progress goes to stderr.
 import os
 
 # The matrices here are at most a few hundred wide: one thread is faster than two fighting over
-# them on a small shared machine. This reaches our own thread pools (smoothing.core.thread_count);
+# them on a small shared machine. This reaches our own thread pools (smoothing.threads.thread_count);
 # OpenBLAS reads it only when it loads, and `python -m minibert...` has loaded NumPy already (the
 # package imports it), so for one BLAS thread too, set OPENBLAS_NUM_THREADS=1 in the environment.
 # A value already set is kept.

@@ -16,7 +16,7 @@ import sys
 import time
 
 # the matrices are small: one thread beats several fighting over 2 cores. This reaches our own thread
-# pools (smoothing.core.thread_count); OpenBLAS reads it only when it loads, which importing the package
+# pools (smoothing.threads.thread_count); OpenBLAS reads it only when it loads, which importing the package
 # has done already, so for one BLAS thread too, set OPENBLAS_NUM_THREADS=1 in the environment
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
