@@ -66,7 +66,7 @@ class ReplayBuffer:
         n = x.shape[0]
         if n > self.capacity:
             raise ValueError(f"cannot push {n} samples into a buffer of capacity {self.capacity}")
-        slots = (self.next + np.arange(n)) % self.capacity                 # ring positions
+        slots = (self.next + get_xp(self.data).arange(n)) % self.capacity  # ring positions
         self.data[slots] = x
         self.next = int((self.next + n) % self.capacity)
         self.size = min(self.capacity, self.size + n)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gan.optim import Adam
+from smoothing import get_xp
 
 from .buffer import ReplayBuffer
 from .neural import energy_backward, energy_forward, neural_energy, neural_energy_init
@@ -60,7 +61,7 @@ def cd_loss_forward(params, x_pos, x_neg, lam, state=None):
     Both batches go through the network together, so they see the same (spectrally normalised) W.
     """
     B = x_pos.shape[0]
-    U, net_cache = energy_forward(params, np.concatenate([x_pos, x_neg]), state)
+    U, net_cache = energy_forward(params, get_xp(x_pos).concatenate([x_pos, x_neg]), state)
     U_pos, U_neg = U[:B], U[B:]
     loss = U_pos.mean() - U_neg.mean() + lam * ((U_pos ** 2).mean() + (U_neg ** 2).mean())
     return float(loss), (net_cache, U_pos, U_neg, lam)
@@ -69,7 +70,7 @@ def cd_loss_forward(params, x_pos, x_neg, lam, state=None):
 def cd_loss_backward(cache):
     """Gradients of the CD loss with params' keys, and the updated spectral-norm state."""
     net_cache, U_pos, U_neg, lam = cache
-    dU = np.concatenate([(1 + 2 * lam * U_pos) / U_pos.shape[0],
+    dU = get_xp(U_pos).concatenate([(1 + 2 * lam * U_pos) / U_pos.shape[0],
                          (-1 + 2 * lam * U_neg) / U_neg.shape[0]])
     _, grads = energy_backward(dU, net_cache)
     return grads, net_cache["state"]

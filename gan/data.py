@@ -39,19 +39,19 @@ def get_dataset(name):
 
 
 def sample_data(name, n, rng):
-    """n points from the equal-weight mixture: (n, 2)."""
+    """n points from the equal-weight mixture: (n, 2), arrays of the rng's module (numpy or cupy)."""
     modes, sigma = get_dataset(name)
-    which = rng.integers(0, len(modes), size=n)
-    return modes[which] + sigma * rng.standard_normal((n, 2))
+    which = rng.integers(0, len(modes), size=n)                          # (n,)
+    return get_xp(which).asarray(modes)[which] + sigma * rng.standard_normal((n, 2))
 
 
 def mode_metrics(samples, modes, sigma, min_share=0.008):
     """Mode coverage, quality and balance of generated samples.
 
-    samples: (n, 2) finite   modes: (K, 2)   sigma: the mixture's standard deviation
+    samples: (n, 2) finite, of any module (copied to the host)   modes: (K, 2)   sigma: the mixture's std
     returns {"modes_covered": int, "n_modes": K, "high_quality": float in [0, 1], "kl": float >= 0}
     """
-    samples = np.asarray(samples)
+    samples = to_numpy(samples)
     if samples.ndim != 2 or samples.shape[1] != 2 or samples.shape[0] == 0:
         raise ValueError(f"samples must have shape (n, 2) with n >= 1, got {samples.shape}")
     if not np.isfinite(samples).all():

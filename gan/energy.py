@@ -28,7 +28,7 @@ def discriminator_energy(model, x, stage=None, stage_weights=None):
     if lam.shape != (N,) or (lam < 0).any() or not lam.sum() > 0:
         raise ValueError(f"stage_weights must be {N} non-negative numbers with a positive sum, "
                          f"got {stage_weights!r}")
-    xp = get_xp(scores)
+    xp = get_xp(scores)                                   # the weights are numbers given by the caller
     return -(scores @ xp.asarray(lam / lam.sum()))
 
 
@@ -36,6 +36,7 @@ def energy_grid(model, xlim, ylim, n=101, stage=None):
     """U evaluated on an n x n grid, for contour plots.
 
     xlim, ylim: (low, high)   returns (X (n, n), Y (n, n), U (n, n)) with U[i, j] = U(X[i, j], Y[i, j])
+    X and Y are NumPy arrays; U is of the model's module (numpy or cupy).
     """
     if int(n) < 2:
         raise ValueError(f"n must be >= 2 grid points per side, got {n}")
@@ -44,5 +45,6 @@ def energy_grid(model, xlim, ylim, n=101, stage=None):
             raise ValueError(f"{name} must be (low, high) with finite low < high, got {lim!r}")
     X, Y = np.meshgrid(np.linspace(*xlim, int(n)), np.linspace(*ylim, int(n)), indexing="xy")
     points = np.stack([X.ravel(), Y.ravel()], axis=1)     # (n*n, 2)
-    U = discriminator_energy(model, points, stage=stage)
+    xp = get_xp(model["D"]["W0"])                         # where D's weights live
+    U = discriminator_energy(model, xp.asarray(points), stage=stage)
     return X, Y, U.reshape(X.shape)

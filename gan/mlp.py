@@ -7,6 +7,8 @@ and the updated ones come back as cache["state"] (keep them for the next call).
 """
 import numpy as np
 
+from smoothing import get_xp
+
 from .nn import (ACTIVATIONS, linear_backward, linear_forward, spectral_norm_backward,
                  spectral_norm_forward)
 
@@ -29,7 +31,7 @@ def mlp_init(sizes, rng, spectral_norm=False):
         params[f"b{i}"] = rng.uniform(-bound, bound, dout)
         if spectral_norm:
             u = rng.standard_normal(din)
-            state[f"u{i}"] = u / np.linalg.norm(u)
+            state[f"u{i}"] = u / get_xp(u).linalg.norm(u)
     return params, state
 
 

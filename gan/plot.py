@@ -1,7 +1,7 @@
 """A PNG of generated samples over the data, on D's energy landscape (needs matplotlib)."""
 import numpy as np
 
-from .data import get_dataset, sample_data
+from .data import get_dataset, sample_data, to_numpy
 from .energy import energy_grid
 from .train import sample
 
@@ -18,10 +18,11 @@ def plot_samples(model, cfg, path, rng, n=2500):
     except ImportError:
         return None
     modes, sigma = get_dataset(cfg.data)
-    fake = sample(model, n, rng, cfg.z_dim)
-    real = sample_data(cfg.data, n, rng)
+    fake = to_numpy(sample(model, n, rng, cfg.z_dim))                     # matplotlib draws host arrays
+    real = to_numpy(sample_data(cfg.data, n, rng))
     lim = float(np.abs(modes).max()) + 1.0
     X, Y, U = energy_grid(model, (-lim, lim), (-lim, lim), n=121)
+    U = to_numpy(U)
     fig, ax = plt.subplots(figsize=(6, 6))
     filled = ax.contourf(X, Y, U, levels=30, cmap="viridis")
     fig.colorbar(filled, ax=ax, shrink=0.8, label="energy U(x) = -D(x)")

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from smoothing import get_xp
+
 from .cascade import (cascade_backward, cascade_forward, cascade_init, cr_d_loss_backward,
                       cr_d_loss_forward, cr_g_loss_backward, cr_g_loss_forward)
 from .data import get_dataset, mode_metrics, sample_data
@@ -70,11 +72,12 @@ def d_step(model, opt_d, cfg, rng):
     """One discriminator update; returns its loss and the N per-stage losses."""
     real = sample_data(cfg.data, cfg.batch, rng)
     fake, _ = generate(model["G"], rng.standard_normal((cfg.batch, cfg.z_dim)))
-    scores, cache = discriminate(model, np.concatenate([real, fake]))         # (2B, N)
+    xp = get_xp(real)
+    scores, cache = discriminate(model, xp.concatenate([real, fake]))         # (2B, N)
     model["D_state"] = cache["state"]
     loss, lcache = cr_d_loss_forward(scores[:cfg.batch], scores[cfg.batch:], cfg.loss)
     ds_real, ds_fake = cr_d_loss_backward(1.0, lcache)
-    _, grads = discriminate_backward(np.concatenate([ds_real, ds_fake]), cache)
+    _, grads = discriminate_backward(xp.concatenate([ds_real, ds_fake]), cache)
     opt_d.step(model["D"], grads)
     return float(loss), lcache["per_stage"]
 

@@ -21,13 +21,19 @@ _PARALLEL_ELEMS = 1 << 20
 
 
 def get_xp(*arrays):
-    """The array module (numpy or cupy) that the given arrays belong to; numpy for anything else."""
+    """The array module that the given arrays belong to: cupy, numpy, or another array library's.
+
+    CuPy arrays give the cupy module itself. Any other array type that is not NumPy's names its module
+    through the array-API hook `x.__array_namespace__()`. NumPy arrays, Python numbers and anything
+    else give numpy. The first array that is not NumPy's decides.
+    """
     for a in arrays:
-        mod = type(a).__module__
-        if mod.startswith("cupy"):
+        if type(a).__module__.startswith("cupy"):
             import cupy  # only reached when a CuPy array was passed in
 
             return cupy
+        if not isinstance(a, (np.ndarray, np.generic)) and hasattr(a, "__array_namespace__"):
+            return a.__array_namespace__()
     return np
 
 
