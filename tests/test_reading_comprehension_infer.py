@@ -130,15 +130,35 @@ def test_training_label_from_any_passage():
     assert choose_label(clean_passage(passages[1]), answers, 96) == ""
 
 
+TIME_FIELDS = ("questions_per_second", "seconds_to_train", "seconds_total", "workdir")
+
+
+def _quick_demo(workdir, env, extra=()):
+    out = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "--quick", "--easy-steps", "20",
+                          "--steps", "40", "--train-questions", "300", "--test-questions", "20",
+                          "--workdir", str(workdir), *extra], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
 def test_quick_demo_runs(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "--quick", "--minutes", "0.15",
-                          "--steps", "60", "--train-questions", "300", "--test-questions", "20",
-                          "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _quick_demo(tmp_path, env)
     lines = out.stdout.strip().splitlines()
     figures = json.loads(lines[-1])
-    assert figures["questions"] == 20 and 0.0 <= figures["score"] <= 1.0 and figures["train_steps"] > 0
+    assert figures["questions"] == 20 and 0.0 <= figures["score"] <= 1.0 and figures["train_steps"] == 60
+    assert figures["completed"] is True and "updates/s" in out.stderr and "s left" in out.stderr
+    # the budget is in updates: a second run with the same seed prints the same figures and examples
+    again = _quick_demo(tmp_path / "again", env)
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith("Q: ")] == \
+        [ln for ln in lines if ln.startswith("Q: ")]
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    assert {k: v for k, v in second.items() if k not in TIME_FIELDS} == \
+        {k: v for k, v in figures.items() if k not in TIME_FIELDS}
+    # an opt-in wall-clock cap that cuts training short says so, in the output and in the JSON
+    cut = _quick_demo(tmp_path / "cut", env, ["--minutes", "0.00001"])
+    assert json.loads(cut.stdout.strip().splitlines()[-1])["completed"] is False
+    assert "cut short" in cut.stdout and "cut short" in cut.stderr
     assert sum(ln.startswith("Q: ") for ln in lines) == 6
     assert os.path.isfile(tmp_path / "model" / "model.safetensors")
     # the saved model answers through the predict subcommand, and evaluate scores that file

@@ -79,6 +79,12 @@ def test_demo_smoke_train_predict_evaluate(tmp_path, capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line == out and line["steps"] == 20 and line["dev_sentences"] == 30
     assert 0.0 <= line["f1"] <= 1.0 and line["seconds"] > 0
+    # the budget is in updates: the same seed and flags give the same figures (time fields aside)
+    main(["--steps", "20", "--n-train", "120", "--n-test", "30", "--hidden", "16", "--layers", "1"])
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    timeless = ("train_seconds", "seconds")
+    assert {k: v for k, v in again.items() if k not in timeless} == \
+        {k: v for k, v in line.items() if k not in timeless}
     _, test = generate_corpus(120, 30, seed=0)
     from minibert.triple_extraction.data import save_examples
     save_examples(test, str(tmp_path / "dev.json"))

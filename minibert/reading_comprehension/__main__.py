@@ -24,9 +24,11 @@ from ..kv_cache import FullRecompute, UniLMCache  # noqa: E402
 from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
 from ..tokenizer import Tokenizer  # noqa: E402
 from ..vocab import save_vocab  # noqa: E402
-from .data import corpus_characters, load_records, save_records, synthetic_corpus  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .data import accepted_answers, corpus_characters, load_records, save_records, synthetic_corpus  # noqa: E402
 from .infer import answer, encode_question  # noqa: E402
-from .metric import read_predictions, score_predictions, write_predictions  # noqa: E402
+from .metric import exact_match, read_predictions, score_predictions, write_predictions  # noqa: E402
 from .train import small_config, train_model, vocab_tokens  # noqa: E402
 
 
@@ -43,7 +45,9 @@ def _model_args(p):
 def _train_args(p):
     p.add_argument("--steps", type=int, default=8000,
                    help="updates on the training questions (with any curriculum questions mixed in)")
-    p.add_argument("--minutes", type=float, default=9.0, help="stop training after this many minutes")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="opt-in wall-clock cap on training (default: none; the budget is --steps updates); "
+                        "a run it cuts short reports \"completed\": false")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate on the training questions")
     p.add_argument("--curriculum-lr", type=float, default=3e-3, help="peak learning rate of curriculum stages")
@@ -91,13 +95,14 @@ def build_parser():
 
 
 def fit(args, records, curriculum=(), extra_chars=""):
-    """(tokenizer, config, params, history) trained on records, from scratch or from --init.
+    """(tokenizer, config, params, history, completed) trained on records, from scratch or from --init.
 
     curriculum: (name, records, steps) stages trained on first, in order, at --curriculum-lr; then
     --steps updates at --lr on records with every curriculum stage's records mixed in, so that what the
-    easier stages taught is still asked for. Each stage has its own warm-up and linear decay, and all
-    share --minutes. On the synthetic corpus the easy stage is what teaches the model to tie a value to
-    the person of its sentence (see the README): from scratch, the full passages alone do not, within
+    easier stages taught is still asked for. Each stage has its own warm-up and linear decay. The budget
+    is the updates; an opt-in --minutes cap shared by all stages may cut it short (completed False).
+    On the synthetic corpus the easy stage is what teaches the model to tie a value to the person of its
+    sentence (see the README): from scratch, the full passages alone do not, within
     the demo's budget.
     """
     if args.init:
@@ -110,20 +115,26 @@ def fit(args, records, curriculum=(), extra_chars=""):
                               intermediate=2 * args.hidden,
                               max_positions=args.max_p_len + args.max_q_len + args.max_a_len + 8)
         params = None
-    deadline = time.perf_counter() + 60 * args.minutes
+    deadline = None if args.minutes is None else time.perf_counter() + 60 * args.minutes
     stages = [(recs, steps, name, args.curriculum_lr) for name, recs, steps in curriculum if recs and steps > 0]
     mixed = list(records) + [r for recs, *_ in stages for r in recs]
     stages.append((mixed, args.steps, "training and curriculum" if len(mixed) > len(records) else "training",
                    args.lr))
-    history = []                                          # (update counted over all stages, loss, acc)
+    history, completed = [], True                         # (update counted over all stages, loss, acc)
     for n, (recs, steps, what, lr) in enumerate(stages):
         _log(f"stage {n + 1} of {len(stages)}: {steps} updates at lr {lr:g} on {len(recs)} {what} questions")
         done = history[-1][0] if history else 0
         params, h = train_model(recs, tok, config, params, steps, args.batch_size, lr,
                                 warmup=min(200, steps // 10), seed=args.seed + n, max_p_len=args.max_p_len,
-                                max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline)
+                                max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline,
+                                later_steps=sum(st[1] for st in stages[n + 1:]))
         history += [(done + step, loss, acc) for step, loss, acc in h]
-    return tok, config, params, history
+        if h and h[-1][0] < steps:
+            completed = False
+            _log(f"training cut short by the --minutes {args.minutes:g} cap: {done + h[-1][0]} of "
+                 f"{sum(st[1] for st in stages)} planned updates done, later stages skipped")
+            break
+    return tok, config, params, history, completed
 
 
 def _stage(arg):
@@ -192,12 +203,23 @@ def run_ablations(args, tok, config, params, test):
     return rows
 
 
+def example_questions(test, preds, seed, n=6):
+    """n held-out questions to print, drawn with the seed: half of them wrongly answered ones when there
+    are that many, so the printout shows the model's mistakes as well as its successes."""
+    rng = np.random.default_rng(seed)
+    wrong = [r for r in test if not exact_match(preds[str(r["id"])], accepted_answers(r))]
+    right = [r for r in test if exact_match(preds[str(r["id"])], accepted_answers(r))]
+    k = min(len(wrong), n // 2)
+    picked = [wrong[i] for i in rng.permutation(len(wrong))[:k]]
+    picked += [right[i] for i in rng.permutation(len(right))[:n - k]]
+    return [picked[i] for i in rng.permutation(len(picked))]
+
+
 def run_demo(args):
     if args.quick:
         args.train_questions, args.test_questions = min(args.train_questions, 1500), min(args.test_questions, 60)
         args.easy_questions, args.easy_steps = min(args.easy_questions, 800), min(args.easy_steps, 100)
         args.steps = min(args.steps, 150)
-        args.minutes = min(args.minutes, 0.6)
     t_start = time.perf_counter()
     work = args.workdir or tempfile.mkdtemp(prefix="rc_demo_")
     os.makedirs(work, exist_ok=True)
@@ -209,22 +231,27 @@ def run_demo(args):
     _log(f"corpus in {work}: {len(train)} training, {len(test)} held-out"
          + "".join(f", {len(recs)} {kind}" for kind, recs in stages) + " questions")
     curriculum = [(kind, recs, args.easy_steps) for kind, recs in stages]
-    tok, config, params, history = fit(args, train, curriculum, extra_chars=corpus_characters(test))
+    tok, config, params, history, completed = fit(args, train, curriculum, extra_chars=corpus_characters(test))
     save_model(os.path.join(work, "model"), tok, config, params)   # kept even if a later step fails
     train_seconds = time.perf_counter() - t_start
     preds, qps = predict(args, tok, config, params, test)
     write_predictions(preds, os.path.join(work, "predictions.tsv"))
-    for r in test[:6]:
-        gold = [p["answer"] for p in r["passages"] if p["answer"]]
-        print(f"Q: {r['question']}  passages: {len(r['passages'])}  gold: {gold[0] if gold else '(none)'}  "
-              f"model: {preds[str(r['id'])] or '(none)'}")
     s = score_predictions(test, preds)
+    for r in example_questions(test, preds, args.seed):
+        gold = accepted_answers(r)[0]
+        ok = "right" if exact_match(preds[str(r["id"])], accepted_answers(r)) else "WRONG"
+        print(f"Q: {r['question']}  passages: {len(r['passages'])}  gold: {gold or '(none)'}  "
+              f"model: {preds[str(r['id'])] or '(none)'}  {ok}")
     na = {k: "n/a" if s[k] is None else f"{s[k]:.3f}" for k in ("no_answer_precision", "no_answer_recall")}
     print(f"held-out: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score {s['score']:.3f}  no-answer "
           f"precision {na['no_answer_precision']}  recall {na['no_answer_recall']}  {qps:.1f} questions/s")
     if args.ablations:
         run_ablations(args, tok, config, params, test)
-    summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, **_rounded(s),
+    if not completed:
+        print(f"NOTE: training was cut short by --minutes {args.minutes:g} after {history[-1][0]} updates; "
+              "these figures are not those of the full budget")
+    summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
+               "completed": completed, **_rounded(s),
                "questions_per_second": round(qps, 1), "train_steps": history[-1][0] if history else 0,
                "train_loss_last": round(history[-1][1], 4) if history else None,
                "seconds_to_train": round(train_seconds, 1),
@@ -240,9 +267,11 @@ def main(argv=None):
             print(json.dumps(_rounded(s)))
         elif args.command == "train":
             records = load_records(args.data)
-            tok, config, params, history = fit(args, records, [_stage(arg) for arg in args.curriculum])
+            stages = [_stage(arg) for arg in args.curriculum]
+            tok, config, params, history, completed = fit(args, records, stages)
             save_model(args.out, tok, config, params)
-            print(json.dumps({"model": args.out, "steps": history[-1][0] if history else 0,
+            print(json.dumps({"model": args.out, "completed": completed,
+                              "steps": history[-1][0] if history else 0,
                               "train_loss_last": round(history[-1][1], 4) if history else None}))
         elif args.command == "ablations":
             tok, config, params = load_model(args.model)

@@ -93,10 +93,14 @@ def small_config(vocab_size, layers=2, hidden=128, heads=4, intermediate=256, ma
 
 
 def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr=1e-3, warmup=100, seed=0,
-                max_p_len=96, max_q_len=24, max_a_len=12, log=sys.stderr, every=100, deadline=None):
+                max_p_len=96, max_q_len=24, max_a_len=12, log=sys.stderr, every=100, deadline=None,
+                later_steps=0):
     """Fine-tune (or train from scratch when params is None) on the records; returns params, history.
 
-    deadline: stop early (keeping the model) once time.perf_counter() passes it.
+    The budget is `steps` updates: the result depends on the seed and the arguments alone.
+    deadline: opt-in wall-clock cap; once time.perf_counter() passes it training stops early (keeping
+    the model), and the last history entry's step is then below `steps`.
+    later_steps: updates still planned after this call (other stages), for the progress line's time left.
     history: list of (step, mean train loss, mean answer-token accuracy) every `every` steps.
     """
     if not records:
@@ -128,11 +132,14 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
         stop = deadline is not None and time.perf_counter() > deadline
         if step % every == 0 or step == steps or stop:
             history.append((step, sums[0] / sums[2], sums[1] / sums[2]))
+            rate = step / max(time.perf_counter() - t0, 1e-9)
             print(f"step {step}/{steps}  loss {history[-1][1]:.3f}  answer-token acc {history[-1][2]:.3f}  "
-                  f"{time.perf_counter() - t0:.0f} s", file=log, flush=True)
+                  f"{rate:.1f} updates/s  {time.perf_counter() - t0:.0f} s, about "
+                  f"{(steps - step + later_steps) / rate:.0f} s left", file=log, flush=True)
             sums = [0.0, 0.0, 0]
         if stop:
-            print(f"time budget reached at step {step}", file=log, flush=True)
+            print(f"--minutes cap reached at update {step} of {steps}: training stopped short", file=log,
+                  flush=True)
             break
     if n_cut:
         print(f"note: {n_cut} training passages were longer than max_p_len={max_p_len} tokens and were cut "

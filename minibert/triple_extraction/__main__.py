@@ -103,7 +103,7 @@ def predict_all(params, config, tok, texts, predicates, maxlen, chunk=64):
 def train(args):
     if args.quick:
         args.steps, args.n_train, args.n_test, args.hidden = 150, 1000, 100, 64
-    t0 = time.time()
+    t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     train_set, dev_set, predicates = load_data(args)
     config, params, tok = make_model(args, train_set, predicates, rng)
@@ -112,6 +112,7 @@ def train(args):
                 total_steps=args.steps)
     ema = EMA(params, args.ema)
     order, pos = rng.permutation(len(encoded)), 0
+    t_train = time.perf_counter()
     for step in range(1, args.steps + 1):
         if pos + args.batch_size > len(order):
             order, pos = rng.permutation(len(encoded)), 0
@@ -123,9 +124,11 @@ def train(args):
         ema.update(params)
         if step % 100 == 0 or step == args.steps:
             ls, lo = cache["losses"]
+            rate = step / max(time.perf_counter() - t_train, 1e-9)
             print(f"step {step}/{args.steps}  loss {loss:.4f} (subjects {ls:.4f}, objects {lo:.4f})  "
-                  f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    train_seconds = time.time() - t0
+                  f"{rate:.1f} updates/s  {time.perf_counter() - t0:.0f} s, about "
+                  f"{(args.steps - step) / rate:.0f} s left", file=sys.stderr, flush=True)
+    train_seconds = time.perf_counter() - t0
     ema.swap_in(params)                                   # evaluate (and save) the averaged weights
     texts = [ex["text"] for ex in dev_set]
     predicted = predict_all(params, config, tok, texts, predicates, args.maxlen)
@@ -137,7 +140,7 @@ def train(args):
     return {"command": "train", "data": args.data or "generated", "train_sentences": len(train_set),
             "dev_sentences": len(dev_set), "steps": args.steps, "precision": round(scores["precision"], 4),
             "recall": round(scores["recall"], 4), "f1": round(scores["f1"], 4),
-            "train_seconds": round(train_seconds, 1), "seconds": round(time.time() - t0, 1)}
+            "train_seconds": round(train_seconds, 1), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def save_model(directory, config, params, tok, predicates):
