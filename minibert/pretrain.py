@@ -56,6 +56,8 @@ def build_parser():
     ap.add_argument("--lines", type=int, default=4000, help="demo corpus size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="small model and 150 updates")
+    from .data_parallel import add_arguments        # --data-parallel: the global batch shared by MPI ranks
+    add_arguments(ap)
     return ap
 
 
@@ -177,17 +179,24 @@ def main(argv=None):
         args.steps, args.lines, args.layers, args.hidden = min(args.steps, 150), min(args.lines, 1000), 1, 64
         args.intermediate, args.heads, args.eval_every, args.warmup = 128, 2, 50, 20
     try:
-        out = train(args)
+        if args.data_parallel:
+            from .data_parallel import train_data_parallel
+            out = train_data_parallel(args)
+        else:
+            out = train(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if out is None:                                      # a data-parallel rank other than 0
+        return 0
     hist = out["history"]
     summary = {"demo": "minibert.pretrain", "steps": out["steps"], "parameters": out["params"],
                "seconds": round(out["seconds"], 1),
                "heldout_mlm_accuracy_first": None if not hist else round(hist[0][2], 4),
                "heldout_mlm_accuracy_last": None if not hist else round(hist[-1][2], 4),
                "heldout_mlm_loss_last": None if not hist else round(hist[-1][1], 4),
-               "accuracy_curve": [[s, round(a, 3)] for s, _, a in hist], "out": out["out"]}
+               "accuracy_curve": [[s, round(a, 3)] for s, _, a in hist], "out": out["out"],
+               **out.get("data_parallel", {})}
     print(json.dumps(summary))
     return 0
 
