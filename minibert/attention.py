@@ -1,7 +1,7 @@
 """Multi-head self-attention with a boolean mask, forward and backward.
 
     q, k, v = x Wq + bq, x Wk + bk, x Wv + bv, split into NH heads of width HS = C / NH
-    A = softmax(q k^T / sqrt(HS), with A[i, j] = 0 wherever mask[i, j] is False)
+    A = softmax(q k^T / sqrt(HS)), with A[i, j] = 0 wherever mask[i, j] is False
     out = concat_heads(dropout(A) v) Wo + bo
 
 Parameter keys follow Hugging Face: `{prefix}.self.query.weight`, ..., `{prefix}.output.dense.bias`
@@ -12,111 +12,45 @@ For incremental decoding, `past_kv` holds the keys and values of earlier positio
 the new ones are appended, and the cache's 'key' / 'value' entries are the full (B, NH, Tp + T, HS)
 arrays to pass as past_kv at the next step.
 
-How it runs fast on a CPU: the three projections are one (C, 3C) product whose output, seen as
-(B, T, 3, NH, HS), already holds every head; the per-head products read those strided views and
-write the context straight into (B, T, NH, HS) order, so no head is ever copied out or back. The
-scores of a few heads of one batch row, or for short sequences of all heads of a few rows (about
-0.5 MB), go through mask, softmax, dropout and the product with v while still in cache, and these
-pieces are spread over the threads.
+This is the plain layer. The tuned twin with the same signatures (one fused q/k/v product, pieces of
+heads that stay in cache, spread over threads) is minibert/fast/attention.py; see ops.py.
 """
 import math
 
-import numpy as np
-
 from smoothing import get_xp
 
-from .layers import dropout_mask, linear_backward, linear_forward
-from smoothing.threads import run_pieces
+from .layers import dropout_backward, dropout_forward, linear_backward, linear_forward
 
 
 def split_heads(x, num_heads):
-    """(B, T, C) -> (B, NH, T, HS), a contiguous copy."""
+    """(B, T, C) -> (B, NH, T, HS)."""
     B, T, C = x.shape
-    xp = get_xp(x)
-    return xp.ascontiguousarray(x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3))
+    return x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3)
 
 
 def merge_heads(x):
     """(B, NH, T, HS) -> (B, T, C), the inverse of split_heads."""
     B, NH, T, HS = x.shape
-    xp = get_xp(x)
-    return xp.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(B, T, NH * HS)
+    return x.transpose(0, 2, 1, 3).reshape(B, T, NH * HS)
 
 
-# OpenBLAS runs a product of up to about 2^18 multiply-adds (M * K * N) on the calling thread
-# alone; above, every small per-head product is handed to its worker threads. Blocks of 2^16 (8 rows
-# of a (T, 64) @ (64, T) head product) measured fastest, with one thread or two.
-_SMALL_GEMM = 1 << 16
-# Scores per attention piece (see _attention_pieces): 512 KiB of float32, an L2 cache's worth.
-_PIECE_SCORES = 1 << 17
+def masked_softmax(scores, mask):
+    """Softmax over the keys (last axis), counting only the keys the mask shows.
 
-
-def matmul_rows(a, b, out):
-    """out = a @ b over matching leading axes, any of the three possibly a strided view.
-
-    a: (..., M, K)   b: (..., K, N)   out: (..., M, N)
-    With NumPy the rows of a are cut into blocks small enough (block * K * N <= _SMALL_GEMM) that
-    OpenBLAS computes each one on the calling thread: waking a second BLAS thread for each small
-    per-head product cost up to 1000x the arithmetic on a busy 2-core machine, and the threads here
-    already share the pieces between the cores.
+    scores: (B, NH, T, Tk)   mask: (B, T, Tk) bool (True = may attend) or None
+    probs = exp(s - max) / sum(exp(s - max)) over visible keys; 0 at hidden keys; a row with no
+    visible key is all zeros. NaN or +inf in a score raises ValueError.
     """
-    xp = get_xp(a)
-    (M, K), N = a.shape[-2:], b.shape[-1]
-    rows = M
-    if xp is np:
-        while rows * K * N > _SMALL_GEMM and rows % 2 == 0:
-            rows //= 2
-    if rows < M:
-        # (..., M / rows, rows, K) @ (..., 1, K, N): views of the same memory, never copies
-        a = np.reshape(a, a.shape[:-2] + (M // rows, rows, K), copy=False)
-        out = np.reshape(out, out.shape[:-2] + (M // rows, rows, N), copy=False)
-        b = b[..., None, :, :]
-    xp.matmul(a, b, out=out)
-
-
-def _attention_pieces(B, NH, T, Tk, xp):
-    """(batch slice, head slice) pieces of about _PIECE_SCORES scores: a few heads of one batch row
-    or, when one row's heads fit with room to spare (short sequences), all heads of a few rows."""
-    if xp is not np:
-        return [(slice(None), slice(None))]
-    heads = max(1, min(NH, _PIECE_SCORES // max(1, T * Tk)))
-    if heads < NH:
-        return [(slice(b, b + 1), slice(h, min(h + heads, NH))) for b in range(B) for h in range(0, NH, heads)]
-    rows = max(1, _PIECE_SCORES // max(1, NH * T * Tk))
-    return [(slice(b, min(b + rows, B)), slice(None)) for b in range(0, B, rows)]
-
-
-def _softmax_rows(s):
-    """softmax along the last axis of scores s, in place; a row that is all -inf becomes all zeros.
-
-    Same operations as smoothing.softmax (so the same numbers), on a piece that is in cache.
-    """
-    xp = get_xp(s)
-    m = s.max(axis=-1, keepdims=True)                     # (..., 1)
+    xp = get_xp(scores)
+    if mask is not None:
+        scores = xp.where(mask[:, None], scores, -xp.inf)            # exp(-inf) = 0 exactly
+    m = scores.max(axis=-1, keepdims=True)                            # (B, NH, T, 1)
     if not bool((m < xp.inf).all()):
         raise ValueError("attention scores contain NaN or +inf")
-    m[m == -xp.inf] = 0.0                                 # all masked: exp(-inf - 0) = 0, no NaN
-    s -= m
-    xp.exp(s, out=s)
-    z = s.sum(axis=-1, keepdims=True)                     # >= 1 unless the row is all masked
-    z[z == 0.0] = xp.inf                                  # 1 / inf = 0 keeps a masked row at zero
-    s *= xp.reciprocal(z, out=z)
-
-
-def qkv_weights(params, p, scale):
-    """The three projections side by side: W (C_in, 3C) and b (3C,), q's columns times `scale`."""
-    Wq, Wk, Wv = (params[p + name + ".weight"] for name in ("query", "key", "value"))
-    bq, bk, bv = (params[p + name + ".bias"] for name in ("query", "key", "value"))
-    xp = get_xp(Wq)
-    C_in, C = Wq.shape
-    W = xp.empty((C_in, 3 * C), dtype=xp.result_type(Wq, Wk, Wv))
-    b = xp.empty(3 * C, dtype=xp.result_type(bq, bk, bv))
-    # the 1/sqrt(HS) of the scores folded into q: a (C_in, C) pass instead of one over (B, NH, T, T)
-    xp.multiply(Wq, scale, out=W[:, :C])
-    xp.multiply(bq, scale, out=b[:C])
-    W[:, C:2 * C], W[:, 2 * C:] = Wk, Wv
-    b[C:2 * C], b[2 * C:] = bk, bv
-    return W, b
+    m = xp.where(m == -xp.inf, 0.0, m)                                # all hidden: no -inf - -inf
+    e = xp.exp(scores - m)
+    z = e.sum(axis=-1, keepdims=True)                                 # 0 only when all are hidden
+    return e / xp.where(z == 0.0, 1.0, z)
 
 
 def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=None, keep_cache=True):
@@ -127,54 +61,32 @@ def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=No
     mask: (B, T, Tk) bool or None (all visible); Tk = Tp + T with past_kv, else T
     rng: Generator for attention dropout, or None (no dropout)
     past_kv: (key, value) of earlier positions, each (B, NH, Tp, HS), or None
-    keep_cache: False for inference: no probabilities are stored and the cache is None
+    keep_cache: False when no gradient is wanted: the cache is None
     returns out (B, T, C) and the cache for attention_backward
     """
     xp = get_xp(x)
-    B, T = x.shape[:2]
-    NH, HS = config.num_attention_heads, config.head_size
-    scale = 1.0 / math.sqrt(HS)
-    W, b = qkv_weights(params, prefix + ".self.", scale)
-    qkv, qkv_cache = linear_forward(x, W, b)              # (B, T, 3C), q already scaled
-    q, k, v = qkv.reshape(B, T, 3, NH, HS).transpose(2, 0, 3, 1, 4)   # each (B, NH, T, HS), views
-    past_len = 0
+    NH = config.num_attention_heads
+    p = prefix + ".self."
+    q, q_lin = linear_forward(x, params[p + "query.weight"], params[p + "query.bias"])  # (B, T, C)
+    k, k_lin = linear_forward(x, params[p + "key.weight"], params[p + "key.bias"])
+    v, v_lin = linear_forward(x, params[p + "value.weight"], params[p + "value.bias"])
+    q, k, v = split_heads(q, NH), split_heads(k, NH), split_heads(v, NH)               # (B, NH, T, HS)
+    past = 0 if past_kv is None else past_kv[0].shape[2]
     if past_kv is not None:
-        past_len = past_kv[0].shape[2]
-        k = xp.concatenate([past_kv[0], k], axis=2)       # (B, NH, Tp + T, HS)
+        k = xp.concatenate([past_kv[0], k], axis=2)                   # (B, NH, Tp + T, HS)
         v = xp.concatenate([past_kv[1], v], axis=2)
-    Tk = k.shape[2]
-    hidden = None if mask is None else ~mask[:, None]     # (B, 1, T, Tk), True = may not attend
-    p_drop = config.attention_probs_dropout_prob
-    drop = dropout_mask((B, NH, T, Tk), q.dtype, p_drop, rng) if rng is not None and p_drop > 0 else None
-    probs = xp.empty((B, NH, T, Tk), q.dtype) if keep_cache else None
-    dropped = probs if drop is None or not keep_cache else xp.empty_like(probs)
-    ctx = xp.empty((B, T, NH, HS), q.dtype)
-    ctx_heads = ctx.transpose(0, 2, 1, 3)                 # (B, NH, T, HS), a view
-    pieces = _attention_pieces(B, NH, T, Tk, xp)
-
-    def piece(i):
-        bs, hs = pieces[i]
-        s = probs[bs, hs] if keep_cache else xp.empty(q[bs, hs].shape[:-1] + (Tk,), q.dtype)
-        matmul_rows(q[bs, hs], k[bs, hs].swapaxes(-1, -2), s)            # scores (., ., T, Tk)
-        if hidden is not None:
-            # a masked score is -inf, so its probability is exactly 0 (an all-masked row gives zeros)
-            xp.copyto(s, -xp.inf, where=hidden[bs])
-        _softmax_rows(s)
-        d = s
-        if drop is not None:
-            d = dropped[bs, hs] if keep_cache else s
-            xp.multiply(s, drop[bs, hs], out=d)
-        matmul_rows(d, v[bs, hs], ctx_heads[bs, hs])
-
-    run_pieces(piece, len(pieces))
-    p = prefix + ".output.dense."
-    out, o_cache = linear_forward(ctx.reshape(B, T, NH * HS), params[p + "weight"], params[p + "bias"])
+    scale = 1.0 / math.sqrt(config.head_size)
+    scores = (q @ k.swapaxes(-1, -2)) * scale                         # (B, NH, T, Tk)
+    probs = masked_softmax(scores, mask)
+    dropped, drop = dropout_forward(probs, config.attention_probs_dropout_prob, rng)
+    ctx = dropped @ v                                                 # (B, NH, T, HS)
+    o = prefix + ".output.dense."
+    out, o_lin = linear_forward(merge_heads(ctx), params[o + "weight"], params[o + "bias"])
     if not keep_cache:
         return out, None
-    cache = {"prefix": prefix, "q": q, "key": k, "value": v, "probs": probs, "dropped": dropped,
-             "drop": drop, "qkv_lin": qkv_cache, "o_lin": o_cache, "past_len": past_len,
-             "scale": scale}
-    return out, cache
+    return out, {"prefix": prefix, "q": q, "key": k, "value": v, "probs": probs, "dropped": dropped,
+                 "drop": drop, "scale": scale, "past_len": past,
+                 "lin": {"query": q_lin, "key": k_lin, "value": v_lin, "output": o_lin}}
 
 
 def attention_backward(dout, cache):
@@ -183,49 +95,28 @@ def attention_backward(dout, cache):
     dout: (B, T, C)   returns dx (B, T, C) and a dict of parameter gradients keyed like params.
     Keys and values from past_kv are treated as constants (no gradient flows into them).
     """
-    prefix, q, k, v = cache["prefix"], cache["q"], cache["key"], cache["value"]
-    probs, dropped, drop, past = cache["probs"], cache["dropped"], cache["drop"], cache["past_len"]
-    xp = get_xp(q)
-    B, NH, T, HS = q.shape
-    Tk = k.shape[2]
+    c, prefix = cache, cache["prefix"]
+    q, k, v, probs, scale = c["q"], c["key"], c["value"], c["probs"], c["scale"]
     grads = {}
-    p = prefix + ".output.dense."
-    dctx, grads[p + "weight"], grads[p + "bias"] = linear_backward(dout, cache["o_lin"])
-    dctx = dctx.reshape(B, T, NH, HS).transpose(0, 2, 1, 3)          # (B, NH, T, HS), a view
-    dqkv = xp.empty((B, T, 3, NH, HS), dtype=q.dtype)
-    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                        # each (B, NH, T, HS), views
-    pieces = _attention_pieces(B, NH, T, Tk, xp)
-
-    def piece(i):
-        bs, hs = pieces[i]
-        # forward was: ctx = dropped @ v
-        ds = xp.empty(q[bs, hs].shape[:-1] + (Tk,), q.dtype)          # (., ., T, Tk)
-        matmul_rows(dctx[bs, hs], v[bs, hs].swapaxes(-1, -2), ds)    # d dropped
-        kv_shape = k[bs, hs].shape                                    # (., ., Tk, HS)
-        dv_all = dv[bs, hs] if past == 0 else xp.empty(kv_shape, q.dtype)
-        matmul_rows(dropped[bs, hs].swapaxes(-1, -2), dctx[bs, hs], dv_all)
-        if drop is not None:
-            ds *= drop[bs, hs]                                        # d probs
-        # forward was: probs = softmax(scores); dscores = p * (dprobs - sum(dprobs * p)), masked p = 0
-        pr = probs[bs, hs]
-        ds *= pr
-        ds -= pr * ds.sum(axis=-1, keepdims=True)
-        # forward was: scores = q @ k^T with q already scaled by 1/sqrt(HS)
-        matmul_rows(ds, k[bs, hs], dq[bs, hs])
-        dk_all = dk[bs, hs] if past == 0 else xp.empty(kv_shape, q.dtype)
-        matmul_rows(ds.swapaxes(-1, -2), q[bs, hs], dk_all)
-        if past:
-            dk[bs, hs], dv[bs, hs] = dk_all[:, :, past:], dv_all[:, :, past:]   # only new positions
-
-    run_pieces(piece, len(pieces))
-    # forward was: qkv = x W + b, W = [Wq * scale, Wk, Wv] side by side
-    C = NH * HS
-    dx, dW, db = linear_backward(dqkv.reshape(B, T, 3 * C), cache["qkv_lin"])   # dW (C_in, 3C)
-    for n, name in enumerate(("query", "key", "value")):
+    o = prefix + ".output.dense."
+    dctx, grads[o + "weight"], grads[o + "bias"] = linear_backward(dout, c["lin"]["output"])
+    dctx = split_heads(dctx, q.shape[1])                              # (B, NH, T, HS)
+    # forward was: ctx = dropped @ v
+    ddropped = dctx @ v.swapaxes(-1, -2)                              # (B, NH, T, Tk)
+    dv = c["dropped"].swapaxes(-1, -2) @ dctx                         # (B, NH, Tk, HS)
+    # forward was: dropped = dropout(probs)
+    dprobs = dropout_backward(ddropped, c["drop"])
+    # forward was: probs = softmax(scores);  dscores = probs * (dprobs - sum_j dprobs * probs)
+    dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
+    # forward was: scores = q @ k^T * scale
+    dq = (dscores @ k) * scale                                        # (B, NH, T, HS)
+    dk = (dscores.swapaxes(-1, -2) @ q) * scale                       # (B, NH, Tk, HS)
+    # only the new positions came from x; the past keys and values are constants
+    past = c["past_len"]
+    dk, dv = dk[:, :, past:], dv[:, :, past:]
+    dx = 0.0
+    for name, d in (("query", dq), ("key", dk), ("value", dv)):
         p = f"{prefix}.self.{name}."
-        grads[p + "weight"] = xp.ascontiguousarray(dW[:, n * C:(n + 1) * C])    # (C_in, C)
-        grads[p + "bias"] = db[n * C:(n + 1) * C].copy()
-    # q's weights and bias were multiplied by the scale in the forward
-    grads[prefix + ".self.query.weight"] *= cache["scale"]
-    grads[prefix + ".self.query.bias"] *= cache["scale"]
+        dxi, grads[p + "weight"], grads[p + "bias"] = linear_backward(merge_heads(d), c["lin"][name])
+        dx = dx + dxi                                                 # x feeds all three projections
     return dx, grads

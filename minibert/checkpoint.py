@@ -11,16 +11,9 @@ import os
 import numpy as np
 
 from .config import BertConfig
-from .heads import head_param_shapes
-from .model import check_params, encoder_param_shapes
+from .params import TRANSPOSED, check_params, encoder_param_shapes, head_param_shapes
 from .safetensors import read_safetensors, write_safetensors
 from .vocab import keep_token_rows
-
-# Every nn.Linear weight: names ending like this are transposed on import and export.
-TRANSPOSED = ("attention.self.query.weight", "attention.self.key.weight",
-              "attention.self.value.weight", "attention.output.dense.weight",
-              "intermediate.dense.weight", "output.dense.weight", "pooler.dense.weight",
-              "cls.predictions.transform.dense.weight")
 # In checkpoints but not parameters of ours: a buffer, the tied decoder (checked below), the NSP head.
 SKIPPED = ("embeddings.position_ids", "cls.predictions.decoder.weight",
            "cls.predictions.decoder.bias", "cls.seq_relationship.weight", "cls.seq_relationship.bias")

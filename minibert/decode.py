@@ -16,7 +16,7 @@ Constraints every search takes:
 """
 import numpy as np
 
-from smoothing import log_softmax
+from smoothing import get_xp, log_softmax
 
 
 def _check_lengths(max_len, min_len):
@@ -28,6 +28,7 @@ def _check_lengths(max_len, min_len):
 
 def constrain(log_probs, prefixes, end_id, min_len, allowed=None):
     """Apply min_len and the allowed-tokens hook to (R, V) log-probs in place; prefixes: R token lists."""
+    xp = get_xp(log_probs)
     V = log_probs.shape[1]
     for r, prefix in enumerate(prefixes):
         if len(prefix) < min_len:
@@ -41,13 +42,13 @@ def constrain(log_probs, prefixes, end_id, min_len, allowed=None):
         if ok.dtype == bool:
             if ok.shape != (V,):
                 raise ValueError(f"allowed() returned a bool mask of shape {ok.shape}, expected ({V},)")
-            log_probs[r, ~ok] = -np.inf
+            log_probs[r, ~xp.asarray(ok)] = -np.inf
         else:
             if ok.size and (ok.min() < 0 or ok.max() >= V):
                 raise ValueError(f"allowed() returned token ids outside [0, {V})")
             keep = np.zeros(V, dtype=bool)
             keep[ok.astype(np.int64)] = True
-            log_probs[r, ~keep] = -np.inf
+            log_probs[r, ~xp.asarray(keep)] = -np.inf
     return log_probs
 
 
@@ -61,7 +62,7 @@ def greedy(state, end_id, max_len, min_len=0, allowed=None):
         lp = constrain(state.next_log_probs().copy(), [out[i] for i in alive], end_id, min_len, allowed)
         tokens = lp.argmax(axis=1)                        # first maximum on ties
         # a row stops when nothing is allowed or it chose the end token
-        stopped = (lp[np.arange(len(tokens)), tokens] == -np.inf) | (tokens == end_id)
+        stopped = (lp[get_xp(lp).arange(len(tokens)), tokens] == -np.inf) | (tokens == end_id)
         alive = _extend(state, alive, out, tokens, stopped, max_len)
         if alive is None:
             break
@@ -74,15 +75,17 @@ def _extend(state, alive, out, tokens, stopped, max_len):
     alive: indices into `out` of the rows in `state`    tokens, stopped: (R,) per row
     Returns the indices still alive, or None when decoding is over.
     """
-    keep = [r for r in range(len(alive)) if not stopped[r]]
+    xp = get_xp(tokens)
+    keep = [r for r in range(len(alive)) if not bool(stopped[r])]
     for r in keep:
         out[alive[r]].append(int(tokens[r]))
     if not keep or len(out[alive[keep[0]]]) >= max_len:
         return None
+    keep = xp.asarray(keep)
     if len(keep) < len(alive):
-        state.select(np.array(keep))
+        state.select(keep)
     state.step(tokens[keep])
-    return [alive[r] for r in keep]
+    return [alive[int(r)] for r in keep]
 
 
 def beam_search(state, beam_size, end_id, max_len, min_len=0, length_penalty=0.0, allowed=None,
@@ -106,28 +109,32 @@ def beam_search(state, beam_size, end_id, max_len, min_len=0, length_penalty=0.0
     def norm(score, length):
         return score / float(length) ** length_penalty
 
-    beams, scores, finished = [[]], np.zeros(1), []
+    xp = get_xp(state.next_log_probs())
+    beams, scores, finished = [[]], xp.zeros(1), []
     for t in range(max_len):
         lp = constrain(state.next_log_probs().copy(), beams, end_id, min_len, allowed)
         cand = (scores[:, None] + lp).ravel()             # (R * V,)
-        order = np.argsort(-cand, kind="stable")[:beam_size]
+        order = xp.argsort(-cand, kind="stable")[:beam_size]
         order = order[cand[order] > -np.inf]
         V = lp.shape[1]
         rows, toks = order // V, order % V
         keep = []
-        for j, (r, tok) in enumerate(zip(rows, toks)):
+        for j in range(len(order)):
+            r, tok, score = int(rows[j]), int(toks[j]), float(cand[order[j]])
             if tok == end_id:
-                finished.append((beams[r], norm(cand[order[j]], t + 1)))
+                finished.append((beams[r], norm(score, t + 1)))
             elif t + 1 == max_len:
-                finished.append((beams[r] + [int(tok)], norm(cand[order[j]], t + 1)))
+                finished.append((beams[r] + [tok], norm(score, t + 1)))
             else:
                 keep.append(j)
         if not keep:
             break
-        best_open = max(norm(cand[order[j]], max_len) if length_penalty > 0 else cand[order[j]] for j in keep)
+        best_open = max(norm(float(cand[order[j]]), max_len) if length_penalty > 0 else float(cand[order[j]])
+                        for j in keep)
         if finished and max(s for _, s in finished) >= best_open:
             break
-        beams = [beams[rows[j]] + [int(toks[j])] for j in keep]
+        beams = [beams[int(rows[j])] + [int(toks[j])] for j in keep]
+        keep = xp.asarray(keep)
         scores = cand[order[keep]]
         state.select(rows[keep])
         state.step(toks[keep])
@@ -139,18 +146,18 @@ def beam_search(state, beam_size, end_id, max_len, min_len=0, length_penalty=0.0
 
 def _filter_top(log_probs, top_k, top_p):
     """-inf outside the top-k tokens and outside the smallest set whose probability reaches top_p."""
-    lp = log_probs
+    lp, xp = log_probs, get_xp(log_probs)
     if top_k is not None:
-        kth = -np.sort(-lp, axis=1)[:, top_k - 1:top_k]   # (R, 1) the k-th largest
-        lp = np.where(lp < kth, -np.inf, lp)
+        kth = -xp.sort(-lp, axis=1)[:, top_k - 1:top_k]   # (R, 1) the k-th largest
+        lp = xp.where(lp < kth, -np.inf, lp)
     if top_p is not None:
-        order = np.argsort(-lp, axis=1, kind="stable")
-        p_sorted = np.exp(np.take_along_axis(lp, order, axis=1))
-        before = np.cumsum(p_sorted, axis=1) - p_sorted    # probability of the tokens ranked above
+        order = xp.argsort(-lp, axis=1, kind="stable")
+        p_sorted = xp.exp(xp.take_along_axis(lp, order, axis=1))
+        before = xp.cumsum(p_sorted, axis=1) - p_sorted    # probability of the tokens ranked above
         drop_sorted = before >= top_p                      # the first token is always kept
-        drop = np.zeros_like(drop_sorted)
-        np.put_along_axis(drop, order, drop_sorted, axis=1)
-        lp = np.where(drop, -np.inf, lp)
+        drop = xp.zeros_like(drop_sorted)
+        drop[xp.arange(lp.shape[0])[:, None], order] = drop_sorted        # back to vocabulary order
+        lp = xp.where(drop, -np.inf, lp)
     return lp
 
 
@@ -172,9 +179,10 @@ def sample(state, rng, end_id, max_len, min_len=0, top_k=None, top_p=None, tempe
     for _ in range(max_len):
         lp = constrain(state.next_log_probs().copy(), [out[i] for i in alive], end_id, min_len, allowed)
         lp = log_softmax(_filter_top(lp / temperature, top_k, top_p), axis=1)
-        cdf = np.cumsum(np.exp(lp), axis=1)                # (R, V)
+        xp = get_xp(lp)
+        cdf = xp.cumsum(xp.exp(lp), axis=1)                # (R, V)
         u = rng.random(len(alive)) * cdf[:, -1]
-        tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), lp.shape[1] - 1)
+        tokens = xp.minimum((cdf <= u[:, None]).sum(axis=1), lp.shape[1] - 1)
         stopped = (cdf[:, -1] == 0) | (tokens == end_id)  # nothing allowed, or finished
         alive = _extend(state, alive, out, tokens, stopped, max_len)
         if alive is None:

@@ -11,16 +11,13 @@ Pipeline (as bert4keras' pretraining does it, RoBERTa style, no next-sentence ta
 """
 import numpy as np
 
-from .heads import mlm_head_backward, mlm_head_forward
-from .model import bert_backward, bert_forward
+from smoothing import get_xp
+
+from .basic_tokenizer import is_cjk
+from .heads import scored_rows_step
+from .ops import PLAIN
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
-def _is_cjk(ch):
-    cp = ord(ch)
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2FA1F
-            or 0xF900 <= cp <= 0xFAFF)
 
 
 def jieba_segmenter():
@@ -42,7 +39,7 @@ def line_to_pieces(tokenizer, line, segment=None):
     chunks = segment(line) if segment is not None else line.split()
     ids, words, w = [], [], -1
     for chunk in chunks:
-        whole = segment is not None and any(_is_cjk(c) for c in chunk)
+        whole = segment is not None and any(is_cjk(c) for c in chunk)
         for i, piece in enumerate(tokenizer.tokenize(chunk)):
             if not (piece.startswith("##") or (whole and i > 0)):
                 w += 1                                    # a new word starts here
@@ -110,54 +107,18 @@ def whole_word_mask(token_ids, word_ids, rng, vocab_size, mask_id, rate=0.15):
     return inputs, is_masked
 
 
-def masked_cross_entropy(logits, labels, overwrite=False):
-    """Mean cross-entropy and accuracy over rows, with the gradient of the mean.
-
-    logits: (N, V) at the masked positions only    labels: (N,) int
-    loss = -mean_n log softmax(logits_n)[labels_n];  dlogits = (softmax - onehot) / N
-    overwrite: the gradient may be written into logits' memory (saves a pass over N x V)
-    returns loss, accuracy, dlogits (N, V); N = 0 gives loss 0, accuracy 0 and an empty gradient
-    """
-    N = logits.shape[0]
-    if N == 0:
-        return 0.0, 0.0, np.zeros_like(logits)
-    rows = np.arange(N)
-    acc = float((logits.argmax(axis=-1) == labels).mean())
-    top = logits.max(axis=-1, keepdims=True)                       # (N, 1), for a stable exp
-    p = np.subtract(logits, top, out=logits if overwrite else None)
-    picked = p[rows, labels].astype(np.float64)                    # z_label - max, before the exp
-    np.exp(p, out=p)                                               # (N, V) unnormalized softmax
-    total = p.sum(axis=-1, keepdims=True)                          # (N, 1)
-    # -log softmax(z)[y] = log sum exp(z - max) - (z_y - max)
-    loss = float((np.log(total[:, 0].astype(np.float64)) - picked).sum()) / N
-    p *= (1.0 / (total * N)).astype(p.dtype)                       # softmax / N
-    p[rows, labels] -= p.dtype.type(1.0 / N)
-    dlogits = p
-    return loss, acc, dlogits
-
-
-def mlm_forward_backward(params, config, inputs, is_masked, labels, real, rng=None):
+def mlm_forward_backward(params, config, inputs, is_masked, labels, real, rng=None, ops=PLAIN):
     """MLM loss on the masked positions of a batch, and the gradient of every parameter.
 
     inputs: (B, T) ids after masking   is_masked: (B, T) bool   labels: (B, T) original ids
     real: (B, T) bool, False at padding (taken from the rows before masking: a random replacement
           may be the [PAD] id)   rng: Generator for dropout or None
-    The MLM head runs only on the N masked rows (N x V logits instead of B x T x V).
+    ops: the ops table (ops.py): PLAIN, or minibert.fast.OPS for the tuned twins
+    The MLM head runs only on the N masked rows (heads.scored_rows_forward_backward).
     returns loss, accuracy, N, grads (same keys as params; the pooler, if present, gets zeros)
     """
-    hidden, enc = bert_forward(params, config, inputs, None, real.astype(np.int64), rng)
-    B, T, C = hidden.shape
-    rows = np.flatnonzero(is_masked.reshape(-1))                       # (N,)
-    h = hidden.reshape(-1, C)[rows]                                    # (N, C)
-    logits, head = mlm_head_forward(h[None], params, config)           # (1, N, V)
-    loss, acc, dlogits = masked_cross_entropy(logits[0], labels.reshape(-1)[rows], overwrite=True)
-    dh, grads = mlm_head_backward(dlogits[None], head)
-    decoder = grads.pop("decoder")
-    dhidden = np.zeros((B * T, C), hidden.dtype)
-    dhidden[rows] = dh[0]                                              # scatter back to positions
-    # the tied matrix: the embedding lookup's gradient is added into the MLM decoder's (bert_backward)
-    grads.update(bert_backward(dhidden.reshape(B, T, C), enc, dword=decoder))
-    for name, p in params.items():
-        if name not in grads:
-            grads[name] = np.zeros_like(p)
-    return loss, acc, len(rows), grads
+    xp = get_xp(inputs)
+    rows = xp.flatnonzero(is_masked.reshape(-1))                       # (N,) flat positions
+    loss, acc, grads = scored_rows_step(params, config, inputs, None, real.astype(xp.int64),
+                                        rows, labels.reshape(-1)[rows], rng, ops)
+    return loss, acc, int(rows.size), grads

@@ -2,6 +2,9 @@
 
 Parameters and gradients are flat dicts `{name: array}` with the same keys (what `bert_backward` returns).
 Updates are made in place, so anything holding a reference to a parameter array sees the new values.
+This is the plain layer: `adamw_step` is the formula below, one tensor at a time. The tuned twin,
+`minibert.fast.optim.adamw_steps` (blocks in cache, threads, scratch buffers), is chosen by passing
+`ops=minibert.fast.OPS` to AdamW (see ops.py).
 
 AdamW step t (t = 1, 2, ...), for each tensor w with gradient g, following Loshchilov & Hutter (2019):
     m = b1 * m + (1 - b1) * g                 v = b2 * v + (1 - b2) * g * g
@@ -14,12 +17,6 @@ and 1 for the tensors that skip decay, as bert4keras does). `bias_correction=Fal
 import numpy as np
 
 from smoothing import get_xp
-
-from smoothing.threads import row_pieces, run_pieces
-
-# AdamW runs over every tensor in blocks of this many entries: the dozen passes of one block (moments,
-# direction, decay, step) stay in the L2 cache, and the blocks are spread over the threads.
-_ADAM_BLOCK = 1 << 16
 
 
 def skips_weight_decay(name):
@@ -78,10 +75,11 @@ class AdamW:
       lr, betas, eps, weight_decay, bias_correction, lamb,
       max_grad_norm  clip the global gradient norm to this before the update (None: no clipping)
       warmup_steps, total_steps  the warm-up + linear-decay schedule (total_steps None: constant lr)
+    ops: None for the plain step of this module, or an ops table (ops.py) whose adamw_steps is used
     State: `step` (updates done), `m` and `v` (dicts like params).
     """
 
-    def __init__(self, params, **options):
+    def __init__(self, params, ops=None, **options):
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise ValueError(f"unknown optimizer option(s) {unknown}; expected some of {sorted(OPTIONS)}")
@@ -100,7 +98,7 @@ class AdamW:
         self.step = 0
         self.m = {k: get_xp(p).zeros_like(p) for k, p in params.items()}
         self.v = {k: get_xp(p).zeros_like(p) for k, p in params.items()}
-        self._buffers = {}
+        self.adamw_steps = adamw_steps if ops is None else ops.adamw_steps
 
     def lr_at(self, step):
         """Learning rate used by the update that follows `step` earlier updates."""
@@ -122,86 +120,52 @@ class AdamW:
         b1, b2 = o["betas"]
         c1 = 1.0 - b1 ** self.step if o["bias_correction"] else 1.0
         c2 = 1.0 - b2 ** self.step if o["bias_correction"] else 1.0
-        pieces = []                                       # AdamW's elementwise work, in blocks
+        steps = []                                        # (w, g, m, v, decay) of the AdamW tensors
         for name, w in params.items():
-            g = grads[name]
+            g, m, v = grads[name], self.m[name], self.v[name]
             if g.shape != w.shape:
                 raise ValueError(f"gradient of {name} has shape {g.shape}, parameter has {w.shape}")
             plain = skips_weight_decay(name)
-            lamb, decay = o["lamb"] and not plain, 0.0 if plain else o["weight_decay"]
-            if not lamb and get_xp(w) is np and all(
-                    a.flags.c_contiguous for a in (w, g, self.m[name], self.v[name])):
-                flat = [a.reshape(-1) for a in (w, g, self.m[name], self.v[name])]
-                pieces += [(flat, b, decay) for b in row_pieces(w.size, 1, _ADAM_BLOCK)]
-                continue
-            u = self._scratch(w, 0)
-            if not lamb:
-                _adamw_step(w, g, self.m[name], self.v[name], u, lr, decay, b1, b2, c1, c2, o["eps"])
-                continue
-            _adam_direction(self.m[name], self.v[name], g, b1, b2, c1, c2, o["eps"], u)
-            t = w.dtype.type
-            if o["weight_decay"]:
-                wd_w = self._scratch(w, 1)
-                get_xp(w).multiply(w, t(o["weight_decay"]), out=wd_w)
-                u += wd_w                                         # decoupled decay: part of the step
-            u *= t(lr * _trust_ratio(w, u))
-            w -= u
-
-        def piece(i):
-            # the AdamW step of one block of one tensor; the block's passes stay in cache
-            (w, g, m, v), b, decay = pieces[i]
-            _adamw_step(w[b], g[b], m[b], v[b], np.empty(b.stop - b.start, w.dtype), lr, decay,
-                        b1, b2, c1, c2, o["eps"])
-
-        run_pieces(piece, len(pieces))
+            if o["lamb"] and not plain:
+                # LAMB: the AdamW direction with its decay, scaled by the trust ratio |w| / |u|
+                u = adam_direction(g, m, v, b1, b2, c1, c2, o["eps"]) + o["weight_decay"] * w
+                w -= (lr * _trust_ratio(w, u)) * u
+            else:
+                steps.append((w, g, m, v, 0.0 if plain else o["weight_decay"]))
+        self.adamw_steps(steps, lr, b1, b2, c1, c2, o["eps"])
         return norm
 
-    def _scratch(self, like, slot):
-        """A reusable buffer shaped like `like` (two slots), so an update allocates nothing per tensor."""
-        xp, key = get_xp(like), (slot, like.dtype.str)
-        buf = self._buffers.get(key)
-        if buf is None or buf.size < like.size or get_xp(buf) is not xp:
-            buf = self._buffers[key] = xp.empty(max(p.size for p in self.m.values()), like.dtype)
-        return buf[:like.size].reshape(like.shape)
 
+def adam_direction(g, m, v, b1, b2, c1, c2, eps):
+    """Update the moments in place and return Adam's direction (m / c1) / (sqrt(v / c2) + eps).
 
-def _adamw_step(w, g, m, v, u, lr, decay, b1, b2, c1, c2, eps):
-    """One AdamW step of w in place: w = w (1 - lr decay) - lr direction; u is scratch like w.
-
-    decay 0 for the tensors that skip weight decay (skips_weight_decay)
+    g, m, v: arrays of one shape   m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
+    c1, c2: the bias corrections 1 - b1**t, 1 - b2**t (1.0 without bias correction)
     """
-    t = w.dtype.type
-    _adam_direction(m, v, g, b1, b2, c1, c2, eps, u)
-    if decay:
-        w *= t(1.0 - lr * decay)                          # w - lr wd w, before the Adam step
-    u *= t(lr)
-    w -= u
+    m[...] = b1 * m + (1.0 - b1) * g
+    v[...] = b2 * v + (1.0 - b2) * g * g
+    return (m / c1) / (get_xp(v).sqrt(v / c2) + eps)
 
 
-def _adam_direction(m, v, g, b1, b2, c1, c2, eps, out):
-    """Update the moments in place and write (m / c1) / (sqrt(v / c2) + eps) into out.
+def adamw_step(w, g, m, v, lr, decay, b1, b2, c1, c2, eps):
+    """One AdamW step of one tensor, in place in w, m and v.
 
-    m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2   (out serves as scratch first)
+    w = w - lr * (direction + decay * w),  direction as adam_direction;  decay 0 skips weight decay
     """
-    xp, t = get_xp(m), m.dtype.type
-    m *= t(b1)
-    xp.multiply(g, t(1.0 - b1), out=out)
-    m += out
-    xp.multiply(g, g, out=out)
-    out *= t(1.0 - b2)
-    v *= t(b2)
-    v += out
-    xp.multiply(v, t(1.0 / c2), out=out)
-    xp.sqrt(out, out=out)
-    out += t(eps)                                         # out = sqrt(v / c2) + eps
-    xp.divide(m, out, out=out)
-    out *= t(1.0 / c1)
+    u = adam_direction(g, m, v, b1, b2, c1, c2, eps)
+    w[...] = w - lr * (u + decay * w)
+
+
+def adamw_steps(steps, lr, b1, b2, c1, c2, eps):
+    """adamw_step for every (w, g, m, v, decay) in steps: the optimizer's elementwise work."""
+    for w, g, m, v, decay in steps:
+        adamw_step(w, g, m, v, lr, decay, b1, b2, c1, c2, eps)
 
 
 def _trust_ratio(w, u):
     """LAMB's |w| / |u| for one tensor, 1 when either norm is zero."""
-    wn = float(get_xp(w).linalg.norm(w.reshape(-1).astype(np.float64, copy=False)))
-    un = float(get_xp(u).linalg.norm(u.reshape(-1).astype(np.float64, copy=False)))
+    wn = float(get_xp(w).linalg.norm(w.reshape(-1).astype(np.float64)))
+    un = float(get_xp(u).linalg.norm(u.reshape(-1).astype(np.float64)))
     return wn / un if wn > 0.0 and un > 0.0 else 1.0
 
 

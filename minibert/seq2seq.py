@@ -13,12 +13,14 @@ Generation (generate) encodes "[CLS] source [SEP]" once and decodes with the key
 """
 import numpy as np
 
+from smoothing import get_xp
+
 from .decode import beam_search, greedy
-from .heads import mlm_head_backward, mlm_head_forward
+from .heads import scored_rows_step
 from .kv_cache import UniLMCache
 from .masks import seq2seq_mask
-from .mlm import masked_cross_entropy
-from .model import bert_backward, bert_forward
+from .ops import PLAIN
+from .tokenizer import pad_batch
 
 
 def seq2seq_batch(tokenizer, pairs, maxlen=None, max_positions=None):
@@ -35,54 +37,43 @@ def seq2seq_batch(tokenizer, pairs, maxlen=None, max_positions=None):
     if max_positions is not None and T > max_positions:
         raise ValueError(f"a pair encodes to {T} tokens, more than the model's max_position_embeddings "
                          f"{max_positions}; pass maxlen to truncate")
-    B = len(encoded)
-    token_ids = np.full((B, T), tokenizer.pad_id, np.int64)
-    segment_ids = np.zeros((B, T), np.int64)
-    real = np.zeros((B, T), np.int64)
-    for b, (ids, seg) in enumerate(encoded):
-        token_ids[b, :len(ids)], segment_ids[b, :len(ids)], real[b, :len(ids)] = ids, seg, 1
+    token_ids = pad_batch([ids for ids, _ in encoded], tokenizer.pad_id)
+    segment_ids = pad_batch([seg for _, seg in encoded], 0)
+    real = pad_batch([[1] * len(ids) for ids, _ in encoded], 0)
     return token_ids, segment_ids, real
 
 
-def seq2seq_forward_backward(params, config, token_ids, segment_ids, real, rng=None):
+def seq2seq_forward_backward(params, config, token_ids, segment_ids, real, rng=None, ops=PLAIN):
     """UniLM loss and the gradient of every parameter.
 
     token_ids, segment_ids, real: (B, T) as from seq2seq_batch   rng: dropout Generator or None
+    ops: the ops table (ops.py): PLAIN, or minibert.fast.OPS for the tuned twins
     returns loss (mean over scored tokens), accuracy of those predictions, their number, grads
     """
-    segment_ids, real = np.asarray(segment_ids), np.asarray(real)
-    hidden, enc = bert_forward(params, config, token_ids, segment_ids, seq2seq_mask(segment_ids, real), rng)
-    B, T, C = hidden.shape
+    xp = get_xp(token_ids)
+    token_ids, segment_ids, real = xp.asarray(token_ids), xp.asarray(segment_ids), xp.asarray(real)
+    B, T = token_ids.shape
     # position t is scored when token t + 1 is a real target token (segment 1)
-    scored = np.zeros((B, T), bool)
+    scored = xp.zeros((B, T), dtype=bool)
     scored[:, :-1] = (segment_ids[:, 1:] == 1) & (real[:, 1:] == 1)
-    rows = np.flatnonzero(scored.reshape(-1))                          # (N,) flat positions t
-    labels = np.asarray(token_ids).reshape(-1)[rows + 1]               # token t + 1 (same row: t < T - 1)
-    logits, head = mlm_head_forward(hidden.reshape(-1, C)[rows][None], params, config)   # (1, N, V)
-    loss, acc, dlogits = masked_cross_entropy(logits[0], labels, overwrite=True)
-    dh, grads = mlm_head_backward(dlogits[None], head)
-    decoder = grads.pop("decoder")
-    dhidden = np.zeros((B * T, C), hidden.dtype)
-    dhidden[rows] = dh[0]
-    # the tied matrix: the embedding lookup's gradient is added into the MLM decoder's (bert_backward)
-    grads.update(bert_backward(dhidden.reshape(B, T, C), enc, dword=decoder))
-    for name, p in params.items():
-        if name not in grads:
-            grads[name] = np.zeros_like(p)
-    return loss, acc, len(rows), grads
+    rows = xp.flatnonzero(scored.reshape(-1))                          # (N,) flat positions t
+    labels = token_ids.reshape(-1)[rows + 1]                           # token t + 1 (same row: t < T - 1)
+    mask = seq2seq_mask(segment_ids, real)
+    loss, acc, grads = scored_rows_step(params, config, token_ids, segment_ids, mask, rows, labels, rng, ops)
+    return loss, acc, int(rows.size), grads
 
 
 def generate(params, config, tokenizer, source, max_len=32, beam_size=1, min_len=0, length_penalty=0.0,
-             allowed=None, maxlen_source=None):
+             allowed=None, maxlen_source=None, ops=PLAIN):
     """Decode a target for one source text with the key/value cache; returns (text, token ids).
 
-    beam_size 1 is greedy. The target ends at [SEP]; allowed: see decode.constrain.
+    beam_size 1 is greedy. The target ends at [SEP]; allowed: see decode.constrain. ops: see ops.py
     """
     ids, _ = tokenizer.encode(source, maxlen=maxlen_source)
     if len(ids) + max_len > config.max_position_embeddings:
         raise ValueError(f"source of {len(ids)} tokens + max_len {max_len} exceeds max_position_embeddings "
                          f"{config.max_position_embeddings}")
-    state = UniLMCache(params, config, np.array([ids], dtype=np.int64))
+    state = UniLMCache(params, config, np.array([ids], dtype=np.int64), ops=ops)
     if beam_size == 1:
         out = greedy(state, tokenizer.sep_id, max_len, min_len, allowed)[0]
     else:
