@@ -155,6 +155,22 @@ def test_metric_hand_made_cases():
     assert char_f1("游泳", ["游泳 下棋"]) == pytest.approx(2 * 1.0 * 0.5 / 1.5)
     assert char_f1("东港", ["东港市", "港"]) == pytest.approx(0.8)   # best over accepted answers
     assert exact_match("", [""]) == 1.0 and exact_match("医生", [""]) == 0.0
+
+
+def test_metric_follows_the_sogou_script():
+    """The script's own punctuation list becomes spaces, then the parts meet the original answer."""
+    assert exact_match("下棋，游泳", ["游泳 下棋"]) == 1.0         # "，" is on the list: two parts
+    assert exact_match("下棋、游泳", ["游泳 下棋"]) == 1.0
+    assert exact_match("下棋，，游泳", ["游泳 下棋"]) == 0.0        # two marks leave an empty part
+    assert exact_match("下棋和游泳", ["游泳 下棋"]) == 0.0          # 和 is no separator
+    assert exact_match("下棋 游泳", ["游泳,下棋", "下棋"]) == 1.0    # ASCII ',' is on the list too
+    assert exact_match("下棋。游泳", ["下棋", "下棋 游泳"]) == 1.0   # normalized equal to a variant
+    assert exact_match("游泳 下棋", ["下棋", "下棋 游泳"]) == 0.0    # parts count against the original only
+    # marks outside the list are kept: Unicode calls them punctuation, the script does not
+    assert normalize("北京⸮") == "北京⸮" and normalize("a｜b") == "ab"
+    assert exact_match("ＡＢ·Ｃ", ["ab c"]) == 1.0                 # full-width, the list's middle dot
+    assert normalize("Ä") == "Ä"                                   # only ASCII letters are lowered
+    assert exact_match("   ", ["x"]) == 0.0 and char_f1("。", ["x"]) == 0.0
     records = [_rec("a"), _rec("b", passages=[{"passage": "无关。", "answer": ""}])]
     s = score_predictions(records, {"a": "医生", "b": ""})
     assert s["accuracy"] == 1.0 and s["score"] == 1.0 and s["no_answer_precision"] == 1.0

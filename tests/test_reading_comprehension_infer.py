@@ -80,6 +80,48 @@ def test_all_answerless_passages_give_empty_answer(model):
         assert answer(params, config, tok, "甲？", ["甲乙丙", "丁戊", "己"], beam_size=beam) == ("", [])
 
 
+class _FixedDecoder:
+    """A decoder state whose every row gives the same next-token distribution at every step."""
+    rows = None
+
+    def __init__(self, params, config, token_ids, lengths):
+        self.lp = np.log(np.asarray(_FixedDecoder.rows, dtype=np.float64))[:len(token_ids)]
+
+    def next_log_probs(self):
+        return self.lp.copy()
+
+    def step(self, tokens):
+        pass
+
+    def select(self, rows):
+        self.lp = self.lp[np.asarray(rows)]
+
+
+def test_vote_may_end_at_once_after_the_no_answer_drop(model):
+    """min_len 0, as bert4keras: passages that survive the drop (their own first choice is not [SEP])
+    can still agree on [SEP] through the vote, and the answer is then empty."""
+    tok, config, params = model
+    V = len(tok.id_to_token)
+    x, y = tok.text_to_ids("甲乙")
+    rows = np.full((2, V), 1e-6)
+    rows[0, x], rows[1, y], rows[:, tok.sep_id] = 0.5, 0.5, 0.4     # X / Y first, [SEP] second in each
+    _FixedDecoder.rows = rows / rows.sum(axis=1, keepdims=True)
+    # vote: X and Y get 0.25 / 1.5 = 0.167 each, [SEP] 0.32 / 1.8 = 0.178: the vote says "no answer"
+    for beam in (1, 2):
+        assert answer(params, config, tok, "丙？", ["甲乙", "乙甲"], beam_size=beam, mode="generative",
+                      decoder=_FixedDecoder) == ("", [])
+
+
+def test_question_cut_as_bert4keras(model):
+    """question [SEP] takes max_q_len tokens at inference, as in training (Q + A within max_q_len +
+    max_a_len)."""
+    tok, _, _ = model
+    token_ids, lengths, _, _ = encode_question(tok, "甲" * 30, ["丙"], max_p_len=20, max_q_len=10)
+    assert lengths[0] == 3 + 10 and token_ids[0, lengths[0] - 1] == tok.sep_id
+    ids, seg, _ = encode_example(tok, "丙", "甲" * 30, "", 20, 10, 4)
+    assert len(ids) - 3 <= 10 + 4
+
+
 def test_empty_passage_list_and_bad_modes(model):
     tok, config, params = model
     with pytest.raises(ValueError, match="passages"):

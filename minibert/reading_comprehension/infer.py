@@ -3,7 +3,8 @@
 For one question with passages P_1..P_n the rows "[CLS] P_i [SEP] Q [SEP]" are encoded once, together,
 by the key/value-cache decoder (kv_cache.UniLMCache). Then, as bert4keras's ReadingComprehension does:
   1. a passage whose most likely first token is [SEP] says "no answer here" and is dropped; when every
-     passage says so the answer is "";
+     passage says so the answer is "". The vote may still end on [SEP] at once (min_len 0, as
+     bert4keras's decoder allows), which also answers "";
   2. at every step the next-token distributions p_i of the surviving passages are combined by
          score(w) = sum_i p_i(w)^2 / (1 + sum_i p_i(w))
      (a confidence-weighted mean that also rewards agreement: one passage at p=1 scores 1/2, n at p=1
@@ -107,9 +108,9 @@ def answer(params, config, tok, question, passages, beam_size=1, mode="extractiv
         def allowed(prefix, row):
             return np.array(sorted(table.get(tuple(prefix), set()) | {tok.sep_id}), dtype=np.int64)
     if beam_size == 1:
-        out = greedy(voting, tok.sep_id, max_a_len, 1, allowed)[0]
+        out = greedy(voting, tok.sep_id, max_a_len, 0, allowed)[0]
     else:
-        out, _ = beam_search(voting, beam_size, tok.sep_id, max_a_len, 1, 0.0, allowed)
+        out, _ = beam_search(voting, beam_size, tok.sep_id, max_a_len, 0, 0.0, allowed)
     return answer_text(tok, out), out
 
 

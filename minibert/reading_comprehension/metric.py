@@ -1,23 +1,33 @@
 """The SogouQA metric: normalization, accuracy (exact match), character-level F1, score = (acc + F1) / 2.
 
-As Sogou's evaluation script defines it:
-    normalize(s): full-width characters to half-width, lowercase, punctuation to a space, then every
-                  whitespace character removed
-    EM  = 1 if normalize(pred) equals normalize(g) for an accepted answer g, or if the set of normalized
-          space-separated parts of pred equals that of g (multi-part answers in any order)
+As Sogou's evaluation script (evaluate_tool/ of bojone/dgcnn_for_reading_comprehension) defines it:
+    normalize(s): full-width characters to half-width, ASCII letters to lowercase, every character of
+                  the script's own punctuation list (PUNCTUATION below, not Unicode's categories) to a
+                  space, then every whitespace character removed
+    EM  = 0 for an empty prediction; else 1 if normalize(pred) is an accepted answer (raw or normalized);
+          else 1 if parts(pred) == parts(original answer), where parts(s) turns the list's punctuation
+          in the raw s into spaces, lowercases, splits on single spaces and normalizes each piece (so
+          "下棋，游泳" matches "游泳 下棋", and two spaces in a row leave an empty piece that must match too)
     F1  = max over accepted answers g of 2 P R / (P + R), with overlap = size of the character multiset
-          intersection, P = overlap / len(pred), R = overlap / len(g)   (both normalized)
-    an empty prediction scores 0.
+          intersection, P = overlap / len(pred), R = overlap / len(g)   (both normalized); 0 when empty
+The "original answer" is the record's first accepted answer, the others are its variants.
 One addition for data with answerless questions (Sogou's have none): when the only accepted answer is ""
 the question is scored 1 for an empty prediction and 0 for any other.
 No-answer precision: of the questions answered "", the share whose accepted answer is "";
 no-answer recall: of the questions whose accepted answer is "", the share answered "".
 """
 import os
-import unicodedata
+import re
 from collections import Counter
 
 from .data import accepted_answers
+
+# The evaluation script's punctuation file, one mark per line (its blank lines add nothing)
+PUNCTUATION = frozenset(
+    "`^~<=>|_-,;:!?/.'\"()[]{}@$*\\&#%+"
+    "…‰※•—‖‘’“”№←↑→↓∴∨∵∶∩∈∑√∞≯≡≮≤≥≈≌⊥⊙⌒□◆◇◎●★☆♀♂¨°·§¤±\u3000、。〃々〈〉《》「」『』【】〓〔〕〖〗÷×′▲″△∠≠■ˇˉ"
+    "￣￥＿！＄（），．：；？～﹑￠")
+_BLANKS = re.compile(r"\s+")
 
 
 def full_to_half(s):
@@ -33,35 +43,47 @@ def full_to_half(s):
     return "".join(out)
 
 
-def _is_punct(c):
-    return unicodedata.category(c)[0] in "PS"
+def ascii_lower(s):
+    """Lowercase A-Z only (the script lowercases UTF-8 bytes, which leaves other letters alone)."""
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in s)
+
+
+def drop_punctuation(s):
+    """Every character of PUNCTUATION becomes a space."""
+    return "".join(" " if c in PUNCTUATION else c for c in s)
 
 
 def normalize(s):
-    s = full_to_half(s).lower()
-    s = "".join(" " if _is_punct(c) else c for c in s)
-    return "".join(s.split())
+    return _BLANKS.sub("", drop_punctuation(ascii_lower(full_to_half(s)))).strip()
 
 
 def parts(s):
-    """The set of normalized space-separated parts of s (empty parts dropped)."""
-    return {p for p in (normalize(x) for x in full_to_half(s).split()) if p}
+    """{normalize(piece)} over the pieces of the raw s split on single spaces after its punctuation
+    became spaces (empty pieces included, as in the script)."""
+    return {normalize(x) for x in ascii_lower(drop_punctuation(s)).split(" ")}
+
+
+def _answerless(golds):
+    return golds == [""] or not any(g.strip() for g in golds)
 
 
 def exact_match(pred, golds):
-    if golds == [""] or not any(g.strip() for g in golds):
+    """1.0 or 0.0; golds: the accepted answers, the first being the original one."""
+    if _answerless(golds):
         return float(normalize(pred) == "")
-    if not normalize(pred):
+    if not pred.strip():
         return 0.0
-    npred, ppred = normalize(pred), parts(pred)
-    return float(any(npred == normalize(g) or ppred == parts(g) for g in golds))
+    npred = normalize(pred)
+    if npred in set(golds) | {normalize(g) for g in golds}:
+        return 1.0
+    return float(parts(pred.strip()) == parts(golds[0]))
 
 
 def char_f1(pred, golds):
-    if golds == [""] or not any(g.strip() for g in golds):
+    if _answerless(golds):
         return float(normalize(pred) == "")
     npred = normalize(pred)
-    if not npred:
+    if not pred.strip() or not npred:
         return 0.0
     best = 0.0
     for g in golds:

@@ -48,9 +48,12 @@ def vocab_tokens(chars):
 
 
 def encode_source(tok, passage, question, max_p_len, max_q_len):
-    """[CLS] passage [SEP] question [SEP] ids (inference input) and whether the passage was cut."""
+    """[CLS] passage [SEP] question [SEP] ids (inference input) and whether the passage was cut.
+
+    As bert4keras: the question is encoded as [CLS] question [SEP] within max_q_len + 1 tokens and its
+    [CLS] dropped, so "question [SEP]" takes at most max_q_len tokens."""
     p_ids, _ = tok.encode(passage, maxlen=max_p_len)
-    q_ids, _ = tok.encode(question, maxlen=max_q_len)
+    q_ids, _ = tok.encode(question, maxlen=max_q_len + 1)
     cut = len(tok.text_to_ids(passage)) > max_p_len - 2
     return p_ids + q_ids[1:], cut
 
