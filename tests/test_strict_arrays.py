@@ -20,23 +20,12 @@ What each case expects of the library:
   metrics of generated samples, and the energy landscape of D.
 - Langevin: the plain and the tuned (row-blocked Swish) neural energies under practical Langevin, MALA,
   and one contrastive-divergence update with the replay buffer.
-
-The minibert cases carry a strict xfail mark while minibert still creates NumPy arrays of its own: the
-MLM and triple-extraction steps stop in layers.erf (which imports cupyx for any module that is not
-NumPy; `strict` has NumPy's namespace only, so an erf must be built from it), the seq2seq and
-reading-comprehension steps at seq2seq's np.asarray(segment_ids), cached decoding at kv_cache's
-np.asarray(token_ids). A case that starts to pass fails as XPASS until its mark is removed.
 """
 import numpy as np
 import pytest
 
 from smoothing import get_xp, log_softmax, logsumexp, softmax
 from tests.strict_arrays import StrictArray, StrictGenerator, strict, to_numpy, to_strict
-
-MINIBERT_XFAIL = pytest.mark.xfail(
-    strict=True, reason="minibert creates arrays with numpy instead of its inputs' module (get_xp): "
-                        "mixing a numpy array with a StrictArray raises TypeError")
-
 
 def _assert_strict_like(got, want, rtol, atol, what):
     """got: StrictArrays (a dict, list or one array) equal to the NumPy run's `want`."""
@@ -141,7 +130,6 @@ def _adamw_both(params, grads, s_params, s_grads):
         AdamW(p, lr=1e-2, weight_decay=0.01, max_grad_norm=1.0).update(p, g)
 
 
-@MINIBERT_XFAIL
 def test_mlm_training_step():
     from minibert.mlm import mlm_forward_backward
 
@@ -178,7 +166,6 @@ def _seq2seq_batch(rng, V, lengths=((4, 3), (3, 5), (5, 2))):
     return ids, seg, real
 
 
-@MINIBERT_XFAIL
 def test_seq2seq_training_step():
     from minibert.seq2seq import seq2seq_forward_backward
 
@@ -193,7 +180,6 @@ def test_seq2seq_training_step():
     _assert_strict_like(s_params, params, 1e-5, 1e-6, "params after AdamW")
 
 
-@MINIBERT_XFAIL
 def test_cached_decoding():
     from minibert.decode import greedy
     from minibert.kv_cache import UniLMCache
@@ -211,7 +197,6 @@ def test_cached_decoding():
     _assert_strict_like(got_state.logits, want_state.logits, 1e-9, 1e-12, "last logits")
 
 
-@MINIBERT_XFAIL
 def test_reading_comprehension_training_step():
     from minibert.reading_comprehension.train import encode_example, pad_examples, small_config, vocab_tokens
     from minibert.model import init_params
@@ -236,7 +221,6 @@ def test_reading_comprehension_training_step():
     _assert_strict_like(s_params, params, 1e-5, 1e-6, "params after AdamW")
 
 
-@MINIBERT_XFAIL
 def test_triple_extraction_training_step():
     from minibert.config import BertConfig
     from minibert.tokenizer import Tokenizer
