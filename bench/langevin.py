@@ -4,9 +4,9 @@
 
 10,000 chains in 2-D, 60 steps of x <- x - eta dU/dx + sigma xi, U an MLP 2 -> 128 -> 128 -> 1 with
 Swish, float32, the same weights on both sides. Ours is ebm.samplers.practical_langevin over
-ebm.neural.neural_energy, which runs ebm.swish_energy (U, then dU/dx by hand, no weight gradients,
-in row blocks split over --threads threads; the sampler also checks every step for non-finite
-values). The reference is the usual PyTorch loop:
+ebm.neural.neural_energy(..., fused=True), which asks for the tuned twin ebm.swish_energy (U, then
+dU/dx by hand, no weight gradients, in row blocks split over --threads threads; the sampler also
+checks every step for non-finite values). The reference is the usual PyTorch loop:
 x.requires_grad_(), U = net(x), torch.autograd.grad(U.sum(), x), update under no_grad.
 --quick: 2,000 chains, 3 runs each.
 """
@@ -60,7 +60,7 @@ def run(args):
     rng = np.random.default_rng(0)
     params, _ = neural_energy_init(rng, dim=2, hidden=HIDDEN, dtype=np.float32)
     x0 = rng.uniform(-4, 4, (n_chains, 2)).astype(np.float32)
-    energy = neural_energy(params)
+    energy = neural_energy(params, fused=True)                    # the tuned twin, ebm.swish_energy
     ours = lambda: practical_langevin(energy, x0, STEP, NOISE, STEPS,  # noqa: E731
                                       np.random.default_rng(1))
     print(f"langevin: {n_chains} chains x {STEPS} steps, MLP 2-{HIDDEN[0]}-{HIDDEN[1]}-1 swish, "

@@ -62,12 +62,13 @@ def energy_input_grad(dU, cache):
     return dh
 
 
-def neural_energy(params, state=None, activation="swish", fused=True):
+def neural_energy(params, state=None, activation="swish", fused=False):
     """The callable a sampler takes: x (B, D) -> (U (B,), dU/dx (B, D)), at the parameters of now.
 
     With spectral norm every layer uses W / sigma(W) from the given `state` on every call (one fixed
-    energy for the whole chain). fused=True (Swish only) runs swish_energy_and_input_grad; otherwise
-    gan's mlp_forward and energy_input_grad, the plain pairs.
+    energy for the whole chain). By default it runs gan's mlp_forward and energy_input_grad, the plain
+    pairs; fused=True (Swish only) asks for the tuned twin, ebm.swish_energy's
+    swish_energy_and_input_grad (the same numbers to rounding, tested), as the demo and the benchmark do.
     """
     D, n = _dim(params), len(params) // 2
     if fused and activation == "swish":

@@ -76,9 +76,10 @@ def cd_loss_backward(cache):
     return grads, net_cache["state"]
 
 
-def train(data, cfg, rng, log_every=0):
+def train(data, cfg, rng, log_every=0, fused=False):
     """Fit an MLP energy to data (N, 2) by persistent CD with a replay buffer.
 
+    fused: the sampler runs the tuned Swish energy (ebm.swish_energy) instead of the plain pairs.
     Returns (params, state, buffer, history) with history a list of per-log-point dicts.
     """
     if data.ndim != 2 or data.shape[1] != 2:
@@ -92,7 +93,7 @@ def train(data, cfg, rng, log_every=0):
     history = []
     for it in range(1, cfg.iters + 1):
         x_pos = data[rng.integers(0, data.shape[0], cfg.batch)]           # (B, 2)
-        x_neg = practical_langevin(neural_energy(params, state), buffer.sample(cfg.batch, rng),
+        x_neg = practical_langevin(neural_energy(params, state, fused=fused), buffer.sample(cfg.batch, rng),
                                    cfg.step, cfg.noise, cfg.langevin_steps, rng,
                                    clip_grad=cfg.clip_grad, clamp=(-cfg.box, cfg.box))
         buffer.push(x_neg)

@@ -1,8 +1,13 @@
 """The numeric base: array module lookup, argument checks, and stable logsumexp / softmax / softplus.
 
-Everything else in the project that needs a softmax or a softplus imports it from here, so these few
-functions are written for speed (in place where it is safe, row blocks that stay in cache) as well as
-for stability (the maximum is subtracted before exponentiating).
+Everything else in the project that needs a softmax or a softplus imports it from here. Each function
+is the plain formula, made stable by subtracting the row maximum before exponentiating:
+
+    logsumexp(x) = m + T * log sum_i exp((x_i - m) / T),   m = max_i x_i
+    softmax(x)_i = exp((x_i - m) / T) / sum_j exp((x_j - m) / T)
+
+The tuned twins with the same signatures (row blocks that stay in cache, in-place passes, threads)
+are in smoothing/fast.py; benchmarks and demos choose them explicitly, and tests check they agree.
 
 Conventions for a row whose entries are all -inf (nothing to choose from, e.g. a fully masked
 attention row): logsumexp is -inf, softmax is all zeros and log_softmax is all -inf. No NaN is
@@ -10,14 +15,6 @@ produced and no floating-point warning is raised. A row holding NaN or +inf has 
 maximum and is refused with a ValueError.
 """
 import numpy as np
-
-from .threads import thread_count, thread_pool
-
-# Rows are processed in blocks of about this many elements (512 KiB of float32, one core's L2 cache):
-# big enough that per-block Python overhead is small, small enough that the block stays cached.
-_BLOCK_ELEMS = 1 << 17
-# Arrays at least this large are split over threads (one per core, or OMP_NUM_THREADS if set).
-_PARALLEL_ELEMS = 1 << 20
 
 
 def get_xp(*arrays):
@@ -75,82 +72,26 @@ def check_axis(x, axis, name="axis"):
     return int(axis) % x.ndim
 
 
-def _row_blocks(n_rows, row_len):
-    """Slices of rows, each block holding about _BLOCK_ELEMS elements."""
-    step = max(1, _BLOCK_ELEMS // max(1, row_len))
-    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+def _shifted_exp(x, axis, temperature):
+    """e = exp((x - m) / T) and the shift m = max along `axis` (kept as 1), NaN / +inf refused.
 
-
-def _lse_last_axis(x2d, temperature, want_softmax):
-    """Row-wise T * log sum exp(x / T) of a C-contiguous (R, n) array, optionally with softmax rows.
-
-    Works block by block so that max, subtract, scale, exp, sum and rescale all touch a buffer that
-    stays in the L2 cache; per block there are only a handful of NumPy calls, because with 4096-long
-    rows a block is just 16 rows and Python overhead per block would otherwise show.
-    Returns (lse (R,), p (R, n) or None). ValueError if a row holds NaN or +inf.
+    x: float array   returns e (x's shape, entries in [0, 1]), m (x's shape with `axis` of size 1)
+    A row of all -inf is shifted by 0 instead of -inf, so that it gives e = 0 and not NaN.
     """
-    xp = get_xp(x2d)
-    R, n = x2d.shape
-    row_max = xp.empty((R, 1), dtype=x2d.dtype)
-    row_sum = xp.empty((R, 1), dtype=x2d.dtype)
-    p = xp.empty_like(x2d) if want_softmax else None
-    inv_t = x2d.dtype.type(1.0 / temperature)
-
-    def run_blocks(blocks):
-        scratch = None if want_softmax else xp.empty_like(x2d[:max(1, _BLOCK_ELEMS // max(1, n))])
-        # NaN / +inf rows are detected after the loop (from row_max) and refused; until then their
-        # arithmetic may produce inf * 0, which must not turn into a warning first. (errstate is
-        # per thread, so it is set here, inside each worker.)
-        with np.errstate(invalid="ignore", over="ignore"):
-            for rows in blocks:
-                xb = x2d[rows]
-                m = row_max[rows]
-                xb.max(axis=1, keepdims=True, out=m)                  # (r, 1)
-                buf = p[rows] if want_softmax else scratch[:xb.shape[0]]
-                # an all -inf row has m = -inf; shifting it by 0 instead keeps exp(-inf) = 0, not NaN
-                xp.subtract(xb, xp.where(m == -xp.inf, 0, m), out=buf)
-                if inv_t != 1.0:
-                    buf *= inv_t
-                xp.exp(buf, out=buf)                                  # entries in [0, 1]
-                s = row_sum[rows]
-                buf.sum(axis=1, keepdims=True, out=s)                 # >= 1 unless the row is all -inf
-                if want_softmax:
-                    # all -inf row: s = 0, use 1 / inf = 0 so the row stays all zeros
-                    buf *= xp.reciprocal(xp.where(s == 0, xp.inf, s))
-
-    if xp is not np:
-        run_blocks([slice(0, R)])
-    else:
-        blocks = _row_blocks(R, n)
-        workers = min(thread_count(), len(blocks)) if R * n >= _PARALLEL_ELEMS else 1
-        if workers == 1:
-            run_blocks(blocks)
-        else:
-            # NumPy's ufuncs release the GIL, so contiguous shares of the row blocks (disjoint rows of
-            # row_max, row_sum and p) run truly in parallel, as many as BLAS is given threads
-            share = -(-len(blocks) // workers)
-            parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
-            list(thread_pool(len(parts)).map(run_blocks, parts))
-    bad = ~(row_max < xp.inf)                                     # NaN or +inf somewhere in the row
-    if bad.any():
-        raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {R} rows)")
-    with np.errstate(divide="ignore"):                            # log(0) = -inf for all -inf rows
-        lse = (xp.where(row_max == -xp.inf, 0, row_max) + temperature * xp.log(row_sum))[:, 0]
-    return lse.astype(x2d.dtype, copy=False), p
-
-
-def _to_rows(x, axis):
-    """Move `axis` last and flatten the rest: (R, n) contiguous view/copy, and how to undo it."""
     xp = get_xp(x)
-    moved = xp.moveaxis(x, axis, -1)
-    x2d = xp.ascontiguousarray(moved).reshape(-1, x.shape[axis])
-    return x2d, moved.shape
+    m = x.max(axis=axis, keepdims=True)                          # NaN if the row holds a NaN
+    bad = ~(m < xp.inf)                                          # NaN or +inf somewhere in the row
+    if bool(bad.any()):
+        raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {m.size} rows)")
+    m = xp.where(m == -xp.inf, 0, m)
+    return xp.exp((x - m) / temperature), m
 
 
 def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
     """Smooth maximum T * log sum_i exp(x_i / T) along `axis`.
 
     x: any shape, floats (-inf allowed)    returns x's shape without `axis` (kept as 1 if keepdims)
+    lse = m + T * log sum_i exp((x_i - m) / T), m = max(x): every exp is at most 1, none overflows.
     Bound (kexue.fm 9070): max(x) <= logsumexp(x) <= max(x) + T * log(n), n = x.shape[axis].
     A row of all -inf gives -inf.
     """
@@ -159,10 +100,11 @@ def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
     axis = check_axis(x, axis)
     if x.shape[axis] == 0:
         raise ValueError(f"x has length 0 along axis {axis}: logsumexp of nothing is undefined")
-    x2d, moved_shape = _to_rows(x, axis)
-    lse, _ = _lse_last_axis(x2d, temperature, want_softmax=False)
-    out = lse.reshape(moved_shape[:-1])
-    return get_xp(x).expand_dims(out, axis) if keepdims else out
+    e, m = _shifted_exp(x, axis, temperature)
+    s = e.sum(axis=axis, keepdims=True)                          # >= 1, or 0 for an all -inf row
+    with np.errstate(divide="ignore"):                           # log(0) = -inf for an all -inf row
+        lse = m + temperature * get_xp(x).log(s)
+    return lse if keepdims else lse.squeeze(axis)
 
 
 def softmax(x, axis=-1, temperature=1.0):
@@ -175,9 +117,12 @@ def softmax(x, axis=-1, temperature=1.0):
     x = as_float_array(x, "x")
     temperature = check_positive(temperature, "temperature")
     axis = check_axis(x, axis)
-    x2d, moved_shape = _to_rows(x, axis)
-    _, p = _lse_last_axis(x2d, temperature, want_softmax=True)
-    return get_xp(x).moveaxis(p.reshape(moved_shape), -1, axis)
+    if x.shape[axis] == 0:
+        return x.copy()
+    e, _ = _shifted_exp(x, axis, temperature)
+    s = e.sum(axis=axis, keepdims=True)
+    # an all -inf row has e = 0 and s = 0: divide by 1 there, so the row stays all zeros
+    return e / get_xp(x).where(s == 0, 1, s)
 
 
 def softmax_backward(dout, p, axis=-1, temperature=1.0):
@@ -185,11 +130,9 @@ def softmax_backward(dout, p, axis=-1, temperature=1.0):
 
     dout, p: same shape (p is the forward output)
     """
-    dx = dout * p
-    dx -= p * dx.sum(axis=axis, keepdims=True)
-    if temperature != 1.0:
-        dx /= temperature
-    return dx
+    # forward was: p_i = exp(x_i / T) / sum_j exp(x_j / T), so dp_i/dx_j = p_i (delta_ij - p_j) / T
+    dx = p * (dout - (dout * p).sum(axis=axis, keepdims=True))
+    return dx / temperature if temperature != 1.0 else dx
 
 
 def log_softmax(x, axis=-1, temperature=1.0):
@@ -214,20 +157,15 @@ def log_softmax_backward(dout, logp, axis=-1, temperature=1.0):
 
 
 def sigmoid(x):
-    """Logistic function 1 / (1 + exp(-x)), stable for large |x| (no overflow warning)."""
+    """Logistic function 1 / (1 + exp(-x)), stable for large |x| (no overflow warning).
+
+    x: any shape, floats    returns the same shape
+    With e = exp(-|x|) in (0, 1]: sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0.
+    """
     x = as_float_array(x, "x")
     xp = get_xp(x)
-    # the same two formulas as xp.where(x >= 0, 1 / (1 + e), e / (1 + e)), same bits, in far fewer
-    # passes; the numerator (1 for x >= 0, e otherwise) is exp(min(x, 0)), because a masked
-    # select on random signs costs about four exps
-    e = xp.empty_like(x)                                    # a 0-d array for a 0-d x, as before
-    xp.abs(x, out=e)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)                                        # e = exp(-|x|) in (0, 1], never overflows
-    den = e + 1.0
-    xp.minimum(x, 0, out=e)
-    xp.exp(e, out=e)                                        # numerator
-    return xp.divide(e, den, out=e)
+    e = xp.exp(-xp.abs(x))                                       # never overflows
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def softplus(x, temperature=1.0):

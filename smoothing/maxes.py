@@ -11,8 +11,7 @@ and accepts -inf entries (an option that cannot be chosen).
 Each idea comes as `name(...)` (the value), `name_forward(...) -> (out, cache)` and
 `name_backward(dout, cache) -> dx`.
 """
-from .core import _lse_last_axis, _to_rows, as_float_array, check_axis, check_positive, get_xp
-from .core import softmax, softmax_backward
+from .core import as_float_array, check_axis, check_positive, get_xp, logsumexp, softmax, softmax_backward
 
 
 def _reduce_prep(x, axis, temperature):
@@ -38,10 +37,8 @@ def smooth_max_forward(x, axis=-1, temperature=1.0, keepdims=False):
     if x.shape[ax] == 0:
         raise ValueError(f"x has length 0 along axis {axis}: the smooth max of nothing is undefined")
     xp = get_xp(x)
-    x2d, moved_shape = _to_rows(x, ax)
-    lse, p = _lse_last_axis(x2d, t, want_softmax=True)          # (R,), (R, n)
-    out = lse.reshape(moved_shape[:-1])
-    p = xp.moveaxis(p.reshape(moved_shape), -1, ax)              # softmax(x / T), x's shape
+    out = logsumexp(x, axis=ax, temperature=t)                 # x's shape without `axis`
+    p = softmax(x, axis=ax, temperature=t)                      # softmax(x / T), x's shape: the gradient
     if keepdims:
         out = xp.expand_dims(out, ax) if axis is not None else out.reshape((1,) * x_in.ndim)
     return out, (p, ax, axis is None, x_in.shape)

@@ -85,9 +85,10 @@ def test_fused_swish_path_equals_the_plain_pairs(spectral_norm):
     # float32 and very negative pre-activations (exp(-z) overflows to inf): finite, no warning
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
     s32 = {k: v.astype(np.float32) for k, v in state.items()}
-    U, g = neural_energy(p32, s32)((300 * x).astype(np.float32))
-    assert U.dtype == np.float32 and np.isfinite(U).all() and np.isfinite(g).all()
-    U32, g32 = neural_energy(p32, s32)(x.astype(np.float32))
+    for fused in (True, False):
+        U, g = neural_energy(p32, s32, fused=fused)((300 * x).astype(np.float32))
+        assert U.dtype == np.float32 and np.isfinite(U).all() and np.isfinite(g).all()
+    U32, g32 = neural_energy(p32, s32, fused=True)(x.astype(np.float32))
     np.testing.assert_allclose(U32, U1, rtol=1e-4, atol=1e-4, err_msg="U float32")
     np.testing.assert_allclose(g32, g1, rtol=1e-3, atol=1e-4, err_msg="dU/dx float32")
 

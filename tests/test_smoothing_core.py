@@ -156,26 +156,3 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="weights"):
         as_float_array("abc", "weights")
     assert check_positive(2, "t") == 2.0 and get_xp(x) is np
-
-
-def test_threaded_rows_equal_single_thread(monkeypatch):
-    """Large arrays are split over threads; the numbers are those of the one-thread loop, bit for bit."""
-    from smoothing import core
-
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((700, 1500)).astype(np.float32) * 30
-    x[3] = -np.inf                                         # an all -inf row in one of the shares
-    x[600, ::7] = -np.inf
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    monkeypatch.setattr(core, "_PARALLEL_ELEMS", 1)
-    threaded = (core.softmax(x, axis=1), core.logsumexp(x, axis=1), core.log_softmax(x, axis=1))
-    monkeypatch.setattr(core, "_PARALLEL_ELEMS", 1 << 62)
-    single = (core.softmax(x, axis=1), core.logsumexp(x, axis=1), core.log_softmax(x, axis=1))
-    for name, a, b in zip(["softmax", "logsumexp", "log_softmax"], threaded, single):
-        np.testing.assert_array_equal(a, b, err_msg=name)
-    assert np.all(threaded[0][3] == 0) and threaded[1][3] == -np.inf
-    with pytest.raises(ValueError, match="NaN"):
-        bad = x.copy()
-        bad[650, 2] = np.nan
-        monkeypatch.setattr(core, "_PARALLEL_ELEMS", 1)
-        core.softmax(bad, axis=1)
