@@ -14,6 +14,9 @@ Offsets: a unit of original text U becomes a normalized string N = norm(U). Most
 their own (norm(U) is the concatenation of norm(c)), and then each normalized character points back at the
 one it came from. NFC composition (e + U+0301 -> é) and the final-sigma rule of lower() depend on the
 neighbours; there the unit is cut into the shortest runs that normalize on their own (see segment_unit).
+
+Every step is linear in the length of the unit, however long it is and whatever it holds (one 10 MB word,
+thousands of combining marks): words_of_unit gives the words without offsets for the tokenizer's own path.
 """
 import functools
 import re
@@ -68,16 +71,14 @@ def _cjk_class():
 
 _CJK_CLASS = _cjk_class()
 
-# unit: one CJK ideograph, or a run of characters that are neither whitespace nor CJK. Python's \s is
-# BERT's whitespace (Zs, \t, \n, \r) plus U+2028/U+2029 (where str.split splits too) plus SPACE_CONTROLS
-UNIT_RE = re.compile(f"[{_CJK_CLASS}]|(?:[^\\s{_CJK_CLASS}]|[{SPACE_CONTROLS}])+")
+# the characters units are split at: those of str.isspace() (all below U+3001), that is BERT's whitespace
+# (Zs, \t, \n, \r) plus U+2028/U+2029 (where str.split splits too), except SPACE_CONTROLS
+SPLIT_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace() and c not in SPACE_CONTROLS)
+# unit: one CJK ideograph, or a run of characters that are neither split characters nor CJK. One character
+# class repeated, so the regex engine keeps no per-character state (memory stays flat on a 10 MB word)
+UNIT_RE = re.compile(f"[{_CJK_CLASS}]|[^{re.escape(SPLIT_CHARS)}{_CJK_CLASS}]+")
 # piece of an ASCII unit: one punctuation character or a run of other characters
 ASCII_PIECE_RE = re.compile(f"[{re.escape(ASCII_PUNCT)}]|[^{re.escape(ASCII_PUNCT)}]+")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _is_mark(ch):
-    return unicodedata.category(ch) == "Mn"
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -111,13 +112,51 @@ def split_on_punctuation(word):
     return out
 
 
+def words_of_unit(unit, lowercase):
+    """The words of one unit, normalized, without offsets: a generator, memory a small multiple of the unit.
+
+    Same words as split_unit(unit, lowercase), in the same order.
+    """
+    text = normalize(clean_unit(unit)[0], lowercase)
+    if text.isascii():
+        return (m.group() for m in ASCII_PIECE_RE.finditer(text))
+    return _non_ascii_words(text)
+
+
+def _non_ascii_words(text):
+    start = None
+    for i, ch in enumerate(text):
+        if _is_punct_cached(ch) or ch.isspace():
+            if start is not None:
+                yield text[start:i]
+                start = None
+            if not ch.isspace():
+                yield ch
+        elif start is None:
+            start = i
+    if start is not None:
+        yield text[start:]
+
+
+class _DropMarks(dict):
+    """str.translate table that deletes combining marks (Mn) and keeps every other character; it fills
+    itself as characters are met, so a long text costs no list of one-character strings."""
+
+    def __missing__(self, cp):
+        self[cp] = None if unicodedata.category(chr(cp)) == "Mn" else cp
+        return self[cp]
+
+
+_DROP_MARKS = _DropMarks()
+
+
 def normalize(text, lowercase):
     """norm(text) for text without controls: NFC, then (lowercase) lower(), NFD, drop Mn."""
     if text.isascii():
         return text.lower() if lowercase else text
     text = unicodedata.normalize("NFC", text)
     if lowercase:
-        text = "".join(c for c in unicodedata.normalize("NFD", text.lower()) if not _is_mark(c))
+        text = unicodedata.normalize("NFD", text.lower()).translate(_DROP_MARKS)
     return text
 
 
@@ -132,16 +171,7 @@ def segment_unit(unit, lowercase):
     normalized = normalize(unit, lowercase)
     runs = [(i, i + 1, normalize(c, lowercase)) for i, c in enumerate(unit)]
     if "".join(r[2] for r in runs) != normalized:
-        # context matters somewhere: from each cut a, the shortest b with norm(a:b) + norm(b:) == norm(a:)
-        runs, a, rest = [], 0, normalized
-        while a < len(unit):
-            b = a + 1
-            while b < len(unit) and normalize(unit[a:b], lowercase) + normalize(unit[b:], lowercase) != rest:
-                b += 1
-            head = normalize(unit[a:b], lowercase)
-            runs.append((a, b, head))
-            rest = rest[len(head):]
-            a = b
+        runs = _aligned_runs(unit, normalized, lowercase)     # context matters somewhere
     src, lead, last = [], None, 0
     for a, b, head in runs:
         if head:
@@ -152,6 +182,41 @@ def segment_unit(unit, lowercase):
         elif lead is None:                        # ... or, at the start, the run after
             lead = a
     return normalized, src
+
+
+MAX_RUN = 32        # the longest run of characters that _aligned_runs tries before it gives up
+
+
+def _aligned_runs(unit, normalized, lowercase):
+    """Runs (a, b, text) that cover unit and spell `normalized` (= norm(unit)), left to right.
+
+    From each cut a, the run is the shortest unit[a:b] whose own normalization is the next piece of
+    `normalized`. lower() writes a capital sigma as final "ς" or "σ" by its neighbours, so those two count
+    as one letter when matching, and a sigma that reads otherwise alone joins the runs before it until it
+    reads right. Each cut tries at most MAX_RUN ends, so the time is linear in the unit; if none fits, the
+    rest of the unit becomes one run (its offsets coarser, never wrong).
+    """
+    fold = (lambda s: s.replace("ς", "σ")) if lowercase else (lambda s: s)
+    target, runs, a, pos, n = fold(normalized), [], 0, 0, len(unit)
+    while a < n:
+        for b in range(a + 1, min(n, a + MAX_RUN) + 1):
+            head = normalize(unit[a:b], lowercase)
+            if target.startswith(fold(head), pos):
+                break
+        else:
+            break
+        a0, p0, end = a, pos, pos + len(head)
+        while head != normalized[p0:end] and runs and b - runs[-1][0] <= MAX_RUN:
+            # a sigma read by its neighbours: join the runs before it until it reads as in the whole
+            a0, p0 = runs[-1][0], p0 - len(runs.pop()[2])
+            head = normalize(unit[a0:b], lowercase)
+        runs.append((a0, b, normalized[p0:end]))
+        a, pos = b, end
+    if a < n or pos < len(normalized):                         # what is left is one run
+        if a == n:                                             # (all of unit used: the last run takes it)
+            a, pos = runs[-1][0], pos - len(runs.pop()[2])
+        runs.append((a, n, normalized[pos:]))
+    return runs
 
 
 def clean_unit(unit):

@@ -8,6 +8,13 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 
+# largest accepted value of each size: far above any published BERT (vocabularies of 250k, 48 layers of
+# width 2,560), far below what would exhaust a machine's memory before anything is computed
+MAX_SIZES = {"vocab_size": 4_000_000, "hidden_size": 65_536, "num_hidden_layers": 1_000,
+             "num_attention_heads": 4_096, "intermediate_size": 262_144,
+             "max_position_embeddings": 1_048_576, "type_vocab_size": 65_536}
+MAX_PARAMETERS = 20_000_000_000       # 80 GB in float32: the whole model, checked before it is allocated
+
 # hidden_act values and the GELU each one means (Hugging Face's names)
 ACTIVATIONS = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh",
                "gelu_fast": "tanh"}
@@ -33,11 +40,13 @@ class BertConfig:
     extra: dict = field(default_factory=dict)   # unknown config.json keys, kept for to_json
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        for name, most in MAX_SIZES.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"config.{name} must be a positive int, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= most:
+                raise ValueError(f"config.{name} must be an int in [1, {most:,}], got {v!r:.60}")
+        if self.num_attention_heads > self.hidden_size:
+            raise ValueError(f"config.num_attention_heads ({self.num_attention_heads}) must be at most "
+                             f"hidden_size ({self.hidden_size})")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"config.hidden_size ({self.hidden_size}) must be divisible by "
                              f"num_attention_heads ({self.num_attention_heads})")
@@ -54,8 +63,24 @@ class BertConfig:
                 raise ValueError(f"config.{name} must be a number in [0, 1), got {v!r}")
         for name in ("layer_norm_eps", "initializer_range"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"config.{name} must be a positive number, got {v!r}")
+            # eps is added to a variance: 1 or more (or Infinity) would flatten every row to the same output
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"config.{name} must be a number in (0, 1), got {v!r}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"config: these sizes make {self.parameter_count():,} parameters, more than "
+                             f"{MAX_PARAMETERS:,} (vocab_size, hidden_size, num_hidden_layers, "
+                             "intermediate_size)")
+
+    def parameter_count(self):
+        """Parameters of the encoder, pooler and MLM head, from the sizes alone (nothing allocated).
+
+        V C + (P + T) C + 2 C (embedding LayerNorm) + L (4 C^2 + 2 C I + I + 9 C) + C^2 + C (pooler)
+        + C^2 + 3 C + V (MLM transform, LayerNorm and output bias)
+        """
+        V, C, L, I = self.vocab_size, self.hidden_size, self.num_hidden_layers, self.intermediate_size
+        P, T = self.max_position_embeddings, self.type_vocab_size
+        layer = 4 * C * C + 2 * C * I + I + 9 * C
+        return V * C + (P + T) * C + 2 * C + L * layer + (C * C + C) + (C * C + 3 * C + V)
 
     @property
     def head_size(self):

@@ -9,7 +9,10 @@ Text is first cut into units (runs between whitespace, and every CJK ideograph a
 each unit is normalized and split at punctuation, and each word is cut by WordPiece: the longest vocabulary
 entry that starts the word, then the longest "##" entry that starts the rest, and so on; a word with no
 such cut, or longer than max_word_chars, becomes [UNK]. A unit's tokens depend on the unit alone, so they
-are cached: natural text repeats its words, and most units are found in the cache.
+are cached: natural text repeats its words, and most units are found in the cache. A unit longer than
+LONG_UNIT characters is not cached, and tokenize() cuts it into words without computing offsets, so time
+is linear in the text and memory a small multiple of it, whatever the text holds (no spaces at all, one
+huge word, runs of combining marks).
 """
 import json
 import os
@@ -17,10 +20,13 @@ import re
 
 import numpy as np
 
-from .basic_tokenizer import UNIT_RE, clean_unit, is_cjk, normalize, split_unit
+from .basic_tokenizer import UNIT_RE, clean_unit, is_cjk, normalize, split_unit, words_of_unit
 from .vocab import SPECIAL_TOKENS, load_vocab, simplify_vocab, vocab_index
 
-CACHE_SIZE = 1 << 18        # units kept in the cache before it is emptied
+CACHE_SIZE = 1 << 16        # units (and words) kept in a cache before it is emptied
+LONG_UNIT = 256             # longer units are not cached (natural text has few, and they are one-offs)
+LONG_TEXT = 1 << 16         # longer texts are cut into units one at a time, not all at once
+MAX_GROUP = 32              # tokens a shared span grows over before it takes the rest of its unit
 
 
 def _check_text(text, name):
@@ -90,6 +96,8 @@ class Tokenizer:
 
     def wordpiece(self, word):
         """Greedy longest-match-first cut of one normalized word: list of (token, start, end) in word."""
+        if len(word) > self.max_word_chars:                   # [UNK] without a look (nor a cache entry)
+            return [("[UNK]", 0, len(word))]
         hit = self._word_cache.get(word)
         if hit is None:
             hit = self._wordpiece(word)
@@ -100,8 +108,6 @@ class Tokenizer:
 
     def _wordpiece(self, word):
         n, vocab, out, start = len(word), self.vocab, [], 0
-        if n > self.max_word_chars:
-            return [("[UNK]", 0, n)]
         while start < n:
             end = min(n, start + (self._max_tail if start else self._max_head))
             while end > start:
@@ -111,7 +117,7 @@ class Tokenizer:
                 end -= 1
             else:                                              # nothing matches here: the word is unknown
                 return [("[UNK]", 0, n)]
-            out.append((piece, start, end))
+            out.append((self.id_to_token[vocab[piece]], start, end))   # the vocabulary's own str, shared
             start = end
         return out
 
@@ -134,26 +140,38 @@ class Tokenizer:
             spans = self._group_spans(unit, texts, spans)
         ids = [self.vocab.get(t, self.unk_id) for t in tokens]
         hit = (tokens, ids, spans)
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[unit] = hit
+        if len(unit) <= LONG_UNIT:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[unit] = hit
         return hit
+
+    def _unit_part(self, unit, k):
+        """Tokens (k=0) or ids (k=1) of a unit not in the cache. A unit longer than LONG_UNIT is cut into
+        words without offsets and is not cached; only the part asked for is built."""
+        if len(unit) <= LONG_UNIT:
+            return self._unit_tokens(unit)[k]
+        pieces = (piece for word in words_of_unit(unit, self.lowercase) for piece, _, _ in self.wordpiece(word))
+        return list(pieces) if k == 0 else [self.vocab.get(t, self.unk_id) for t in pieces]
 
     def _group_spans(self, unit, texts, spans):
         """Give neighbouring tokens one shared span where their own spans do not normalize to them.
 
         texts[i]: the normalized characters token i stands for; spans[i]: its span in unit. A group grows
-        until norm(unit[group span]) is the concatenation of its texts (at the latest: the rest of the unit).
+        until norm(unit[group span]) is the concatenation of its texts (at the latest: the rest of the unit,
+        which a group also takes once it has grown over MAX_GROUP tokens: time stays linear in the unit).
         """
         out, i = [], 0
         while i < len(spans):
-            j = i + 1
+            j, start, end = i + 1, spans[i][0], spans[i][1]
             while True:
-                start = min(s for s, _ in spans[i:j])
-                end = max(e for _, e in spans[i:j])
+                if j - i > MAX_GROUP:
+                    j, end = len(spans), max(end, max(e for _, e in spans[i:]))
+                    start = min(start, min(s for s, _ in spans[i:]))
                 if j == len(spans) or normalize(clean_unit(unit[start:end])[0],
                                                 self.lowercase) == "".join(texts[i:j]):
                     break
+                start, end = min(start, spans[j][0]), max(end, spans[j][1])
                 j += 1
             out.extend([(start, end)] * (j - i))
             i = j
@@ -173,6 +191,13 @@ class Tokenizer:
             out.append((pos, len(text), False))
         return out
 
+    @staticmethod
+    def _units(text, start, end):
+        """The units of text[start:end]: a list for a short text (fast), one at a time for a long one."""
+        if end - start <= LONG_TEXT:
+            return UNIT_RE.findall(text, start, end)
+        return (m.group() for m in UNIT_RE.finditer(text, start, end))
+
     def tokenize(self, text):
         """text (str) -> list of WordPiece tokens, without [CLS] or [SEP]."""
         _check_text(text, "text")
@@ -181,9 +206,9 @@ class Tokenizer:
             if special:
                 tokens.append(text[start:end])
                 continue
-            for unit in UNIT_RE.findall(text, start, end):
+            for unit in self._units(text, start, end):
                 hit = cache.get(unit)                          # inlined: this loop is the hot path
-                tokens.extend((hit or self._unit_tokens(unit))[0])
+                tokens.extend(hit[0] if hit else self._unit_part(unit, 0))
         return tokens
 
     def tokenize_with_offsets(self, text):
@@ -220,9 +245,9 @@ class Tokenizer:
             if special:
                 ids.append(self.vocab[text[start:end]])
                 continue
-            for unit in UNIT_RE.findall(text, start, end):
+            for unit in self._units(text, start, end):
                 hit = cache.get(unit)
-                ids.extend((hit or self._unit_tokens(unit))[1])
+                ids.extend(hit[1] if hit else self._unit_part(unit, 1))
         return ids
 
     # ---- model inputs -------------------------------------------------------------------------------
