@@ -4,7 +4,7 @@ Reading order: core (logsumexp, softmax, softplus), maxes, elementwise, classifi
 multilabel. Also the numeric base of the project: `get_xp`, `logsumexp`, `softmax`, `log_softmax`, `sigmoid`
 and `softplus` live here and are imported by `minibert` and `gan`.
 """
-from .core import (as_float_array, check_axis, check_positive, get_xp, log_softmax,
+from .core import (as_float_array, check_axis, check_positive, check_temperature, get_xp, log_softmax,
                    log_softmax_backward, logsumexp, sigmoid, softmax, softmax_backward, softplus,
                    softplus_backward)
 from .classification import (PRF_EPS, hard_accuracy, hard_prf, soft_accuracy, soft_accuracy_backward,

@@ -10,7 +10,7 @@ Each comes as `name(...)`, `name_forward(...) -> (out, cache)` and `name_backwar
 """
 import numpy as np
 
-from .core import as_float_array, check_axis, check_positive, get_xp, sigmoid, softmax, softmax_backward
+from .core import as_float_array, check_axis, check_temperature, get_xp, sigmoid, softmax, softmax_backward
 
 # Denominators of precision / recall / F1 get this added, so an empty class gives 0, never 0 / 0.
 PRF_EPS = 1e-12
@@ -48,7 +48,7 @@ def as_binary_targets(targets, shape, dtype, name="targets"):
 def _logits_and_onehot(logits, labels, axis, temperature, names=("logits", "labels")):
     """Softmax probabilities and one-hot labels with the class axis moved last, both (..., C)."""
     logits = as_float_array(logits, names[0])
-    t = check_positive(temperature, "temperature")
+    t = check_temperature(temperature)
     ax = check_axis(logits, axis)
     xp = get_xp(logits)
     z = xp.moveaxis(logits, ax, -1)                                  # (..., C)
@@ -59,7 +59,7 @@ def _logits_and_onehot(logits, labels, axis, temperature, names=("logits", "labe
 
 
 # ---- accuracy ---------------------------------------------------------------------------------
-def soft_accuracy_forward(logits, labels, axis=-1, temperature=1.0):
+def soft_accuracy_forward(logits, labels, temperature=1.0, *, axis=-1):
     """Soft accuracy: mean over samples of p_y, p = softmax(logits / T) along the class `axis`.
 
     logits: (..., C, ...) floats     labels: ints, logits' shape without `axis`, values in [0, C)
@@ -81,11 +81,11 @@ def soft_accuracy_backward(dout, cache):
     return get_xp(p).moveaxis(dz, -1, ax)
 
 
-def soft_accuracy(logits, labels, axis=-1, temperature=1.0):
-    return soft_accuracy_forward(logits, labels, axis, temperature)[0]
+def soft_accuracy(logits, labels, temperature=1.0, *, axis=-1):
+    return soft_accuracy_forward(logits, labels, temperature, axis=axis)[0]
 
 
-def hard_accuracy(logits, labels, axis=-1):
+def hard_accuracy(logits, labels, *, axis=-1):
     """Fraction of samples whose argmax along `axis` equals the label."""
     logits = as_float_array(logits, "logits")
     ax = check_axis(logits, axis)
@@ -117,7 +117,7 @@ def _prf_backward(dprec, drec, df1, p, t, prec, f1, dens):
     return dp / C
 
 
-def soft_prf_forward(scores, targets, temperature=1.0, average="binary", axis=-1):
+def soft_prf_forward(scores, targets, temperature=1.0, average="binary", *, axis=-1):
     """Soft precision, recall and F1, usable as losses (-f1 for instance).
 
     average="binary": scores (...) are logits of the positive class, targets (...) are 0/1 of the same
@@ -136,7 +136,7 @@ def soft_prf_forward(scores, targets, temperature=1.0, average="binary", axis=-1
         raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
     if average == "binary":
         s = as_float_array(scores, "scores")
-        tm = check_positive(temperature, "temperature")
+        tm = check_temperature(temperature)
         t = as_binary_targets(targets, s.shape, s.dtype).reshape(-1, 1)
         p = sigmoid(s / tm).reshape(-1, 1)                          # (N, 1)
         ax = None
@@ -161,12 +161,12 @@ def soft_prf_backward(dprecision, drecall, df1, cache):
     return xp.moveaxis(dz, -1, ax)
 
 
-def soft_prf(scores, targets, temperature=1.0, average="binary", axis=-1):
+def soft_prf(scores, targets, temperature=1.0, average="binary", *, axis=-1):
     """(precision, recall, f1), soft; see soft_prf_forward."""
-    return soft_prf_forward(scores, targets, temperature, average, axis)[0]
+    return soft_prf_forward(scores, targets, temperature, average, axis=axis)[0]
 
 
-def hard_prf(scores, targets, average="binary", axis=-1):
+def hard_prf(scores, targets, average="binary", *, axis=-1):
     """The exact precision, recall, F1 (prediction: score > 0, or argmax), with the same PRF_EPS."""
     if average == "binary":
         s = as_float_array(scores, "scores")

@@ -63,6 +63,20 @@ def check_positive(value, name):
     return v
 
 
+def check_temperature(value, name="temperature"):
+    """The temperature of a reduction (logsumexp, softmax, smooth_max, ...): a positive finite float.
+
+    Every smoothing function takes its temperature right after its array arguments, f(x, T), with the
+    axis by name only (axis=...). An int is refused here, so that a call written the NumPy way,
+    f(x, 1) meaning axis 1, fails with this message instead of quietly reducing another axis.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        raise ValueError(f"{name} must be a float, got the int {value!r}: the reductions take "
+                         f"(x, temperature, axis=...); pass the axis by name (axis={value!r}) and an "
+                         f"integer temperature as a float ({float(value)!r})")
+    return check_positive(value, name)
+
+
 def check_axis(x, axis, name="axis"):
     """axis as a non-negative int valid for x."""
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
@@ -87,7 +101,7 @@ def _shifted_exp(x, axis, temperature):
     return xp.exp((x - m) / temperature), m
 
 
-def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
+def logsumexp(x, temperature=1.0, *, axis=-1, keepdims=False):
     """Smooth maximum T * log sum_i exp(x_i / T) along `axis`.
 
     x: any shape, floats (-inf allowed)    returns x's shape without `axis` (kept as 1 if keepdims)
@@ -96,7 +110,7 @@ def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
     A row of all -inf gives -inf.
     """
     x = as_float_array(x, "x")
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_temperature(temperature)
     axis = check_axis(x, axis)
     if x.shape[axis] == 0:
         raise ValueError(f"x has length 0 along axis {axis}: logsumexp of nothing is undefined")
@@ -107,7 +121,7 @@ def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
     return lse if keepdims else lse.squeeze(axis)
 
 
-def softmax(x, axis=-1, temperature=1.0):
+def softmax(x, temperature=1.0, *, axis=-1):
     """Soft one-hot of the argmax: p_i = exp(x_i / T) / sum_j exp(x_j / T) along `axis`.
 
     x: any shape, floats (-inf allowed, giving p_i = 0)    returns the same shape
@@ -115,7 +129,7 @@ def softmax(x, axis=-1, temperature=1.0):
     is the distance between the two largest entries. A row of all -inf gives all zeros.
     """
     x = as_float_array(x, "x")
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_temperature(temperature)
     axis = check_axis(x, axis)
     if x.shape[axis] == 0:
         return x.copy()
@@ -125,7 +139,7 @@ def softmax(x, axis=-1, temperature=1.0):
     return e / get_xp(x).where(s == 0, 1, s)
 
 
-def softmax_backward(dout, p, axis=-1, temperature=1.0):
+def softmax_backward(dout, p, temperature=1.0, *, axis=-1):
     """Gradient through p = softmax(x / T): dx = p * (dout - sum(dout * p)) / T along `axis`.
 
     dout, p: same shape (p is the forward output)
@@ -135,13 +149,13 @@ def softmax_backward(dout, p, axis=-1, temperature=1.0):
     return dx / temperature if temperature != 1.0 else dx
 
 
-def log_softmax(x, axis=-1, temperature=1.0):
+def log_softmax(x, temperature=1.0, *, axis=-1):
     """log p_i = x_i / T - log sum_j exp(x_j / T), computed without forming p.
 
     x: any shape, floats    returns the same shape; a row of all -inf gives all -inf.
     """
     x = as_float_array(x, "x")
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_temperature(temperature)
     lse = logsumexp(x, axis=axis, keepdims=True, temperature=temperature)
     xp = get_xp(x)
     # where lse is -inf the whole row is -inf; subtract 0 there so -inf stays -inf, not NaN
@@ -149,7 +163,7 @@ def log_softmax(x, axis=-1, temperature=1.0):
     return (x - safe) / temperature
 
 
-def log_softmax_backward(dout, logp, axis=-1, temperature=1.0):
+def log_softmax_backward(dout, logp, temperature=1.0, *, axis=-1):
     """Gradient through logp = log_softmax(x / T): dx = (dout - softmax * sum(dout)) / T."""
     xp = get_xp(logp)
     dx = dout - xp.exp(logp) * dout.sum(axis=axis, keepdims=True)

@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from .core import as_float_array, check_axis, check_positive, get_xp
+from .core import as_float_array, check_axis, check_temperature, get_xp
 from .threads import row_pieces, run_pieces
 
 # Rows are processed in blocks of about this many elements: big enough that per-block Python
@@ -95,10 +95,10 @@ def _to_rows(x, axis):
     return xp.ascontiguousarray(moved).reshape(-1, x.shape[axis]), moved.shape
 
 
-def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
+def logsumexp(x, temperature=1.0, *, axis=-1, keepdims=False):
     """core.logsumexp, in cached row blocks over threads. x: any shape, floats (-inf allowed)."""
     x = as_float_array(x, "x")
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_temperature(temperature)
     axis = check_axis(x, axis)
     if x.shape[axis] == 0:
         raise ValueError(f"x has length 0 along axis {axis}: logsumexp of nothing is undefined")
@@ -108,10 +108,10 @@ def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
     return get_xp(x).expand_dims(out, axis) if keepdims else out
 
 
-def softmax(x, axis=-1, temperature=1.0):
+def softmax(x, temperature=1.0, *, axis=-1):
     """core.softmax, in cached row blocks over threads, written straight into the output."""
     x = as_float_array(x, "x")
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_temperature(temperature)
     axis = check_axis(x, axis)
     if x.shape[axis] == 0:
         return x.copy()
@@ -120,10 +120,10 @@ def softmax(x, axis=-1, temperature=1.0):
     return get_xp(x).moveaxis(p.reshape(moved_shape), -1, axis)
 
 
-def log_softmax(x, axis=-1, temperature=1.0):
+def log_softmax(x, temperature=1.0, *, axis=-1):
     """core.log_softmax over this module's logsumexp: (x - lse) / T, an all -inf row staying -inf."""
     x = as_float_array(x, "x")
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_temperature(temperature)
     lse = logsumexp(x, axis=axis, keepdims=True, temperature=temperature)
     xp = get_xp(x)
     safe = xp.where(xp.isfinite(lse), lse, 0.0).astype(x.dtype)

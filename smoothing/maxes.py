@@ -11,19 +11,19 @@ and accepts -inf entries (an option that cannot be chosen).
 Each idea comes as `name(...)` (the value), `name_forward(...) -> (out, cache)` and
 `name_backward(dout, cache) -> dx`.
 """
-from .core import as_float_array, check_axis, check_positive, get_xp, logsumexp, softmax, softmax_backward
+from .core import as_float_array, check_axis, check_temperature, get_xp, logsumexp, softmax, softmax_backward
 
 
 def _reduce_prep(x, axis, temperature):
     """Validated float x, non-negative axis (x is flattened when axis is None) and temperature."""
     x = as_float_array(x, "x")
-    t = check_positive(temperature, "temperature")
+    t = check_temperature(temperature)
     if axis is None:
         return x.reshape(-1), 0, t
     return x, check_axis(x, axis), t
 
 
-def smooth_max_forward(x, axis=-1, temperature=1.0, keepdims=False):
+def smooth_max_forward(x, temperature=1.0, *, axis=-1, keepdims=False):
     """Smooth maximum along `axis`: smax = T * log sum_i exp(x_i / T).
 
     x: any shape, floats, -inf allowed      axis: int, or None for all entries
@@ -53,19 +53,19 @@ def smooth_max_backward(dout, cache):
     return dx.reshape(in_shape) if flat else dx
 
 
-def smooth_max(x, axis=-1, temperature=1.0, keepdims=False):
+def smooth_max(x, temperature=1.0, *, axis=-1, keepdims=False):
     """T * log sum exp(x / T) along `axis`; see smooth_max_forward for shapes and the bound."""
-    return smooth_max_forward(x, axis, temperature, keepdims)[0]
+    return smooth_max_forward(x, temperature, axis=axis, keepdims=keepdims)[0]
 
 
-def smooth_min_forward(x, axis=-1, temperature=1.0, keepdims=False):
+def smooth_min_forward(x, temperature=1.0, *, axis=-1, keepdims=False):
     """Smooth minimum along `axis`: smin = -T * log sum_i exp(-x_i / T) = -smax(-x).
 
     x: any shape, floats, +inf allowed (an option never chosen by min)
     Bound: 0 <= min(x) - smin <= T * log(n). A row of all +inf gives +inf.
     """
     x = as_float_array(x, "x")
-    out, cache = smooth_max_forward(-x, axis, temperature, keepdims)
+    out, cache = smooth_max_forward(-x, temperature, axis=axis, keepdims=keepdims)
     return -out, cache
 
 
@@ -74,12 +74,12 @@ def smooth_min_backward(dout, cache):
     return smooth_max_backward(dout, cache)
 
 
-def smooth_min(x, axis=-1, temperature=1.0, keepdims=False):
+def smooth_min(x, temperature=1.0, *, axis=-1, keepdims=False):
     """-T * log sum exp(-x / T) along `axis`; see smooth_min_forward."""
-    return smooth_min_forward(x, axis, temperature, keepdims)[0]
+    return smooth_min_forward(x, temperature, axis=axis, keepdims=keepdims)[0]
 
 
-def soft_onehot_argmax_forward(x, axis=-1, temperature=1.0):
+def soft_onehot_argmax_forward(x, temperature=1.0, *, axis=-1):
     """Soft one-hot of the argmax: p = softmax(x / T) along `axis` (6620: [2,1,4,5,3] -> ~[0,0,0,1,0]).
 
     x: any shape, floats, -inf allowed        returns (p, cache), p shaped like x
@@ -87,7 +87,7 @@ def soft_onehot_argmax_forward(x, axis=-1, temperature=1.0):
     distance between the two largest entries (at a tie the mass is shared: no limit exists there).
     """
     x = as_float_array(x, "x")
-    t = check_positive(temperature, "temperature")
+    t = check_temperature(temperature)
     ax = check_axis(x, axis)
     p = softmax(x, axis=ax, temperature=t)
     return p, (p, ax, t)
@@ -99,12 +99,12 @@ def soft_onehot_argmax_backward(dout, cache):
     return softmax_backward(dout, p, axis=ax, temperature=t)
 
 
-def soft_onehot_argmax(x, axis=-1, temperature=1.0):
+def soft_onehot_argmax(x, temperature=1.0, *, axis=-1):
     """softmax(x / T) along `axis`, read as a soft one-hot of the argmax."""
-    return soft_onehot_argmax_forward(x, axis, temperature)[0]
+    return soft_onehot_argmax_forward(x, temperature, axis=axis)[0]
 
 
-def soft_argmax_index_forward(x, axis=-1, temperature=1.0):
+def soft_argmax_index_forward(x, temperature=1.0, *, axis=-1):
     """Soft argmax index, 0-based like np.argmax: s = sum_i i * softmax(x / T)_i, i = 0..n-1.
 
     x: any shape, floats, -inf allowed      returns (s, cache), s has x's shape without `axis`
@@ -114,7 +114,7 @@ def soft_argmax_index_forward(x, axis=-1, temperature=1.0):
     A row of all -inf gives 0.
     """
     x = as_float_array(x, "x")
-    t = check_positive(temperature, "temperature")
+    t = check_temperature(temperature)
     ax = check_axis(x, axis)
     xp = get_xp(x)
     p = softmax(x, axis=ax, temperature=t)
@@ -133,6 +133,6 @@ def soft_argmax_index_backward(dout, cache):
     return xp.expand_dims(xp.asarray(dout), ax) * p * (idx - xp.expand_dims(s, ax)) / t
 
 
-def soft_argmax_index(x, axis=-1, temperature=1.0):
+def soft_argmax_index(x, temperature=1.0, *, axis=-1):
     """sum_i i * softmax(x / T)_i along `axis` (0-based); see soft_argmax_index_forward."""
-    return soft_argmax_index_forward(x, axis, temperature)[0]
+    return soft_argmax_index_forward(x, temperature, axis=axis)[0]

@@ -13,10 +13,10 @@ With a temperature T the loss is T * [log(1 + sum_neg exp(s_i / T)) + log(1 + su
 T = 1 is the post's loss and T -> 0 gives the hard hinge below.
 """
 from .classification import as_binary_targets
-from .core import as_float_array, check_axis, check_positive, get_xp, logsumexp, softmax
+from .core import as_float_array, check_axis, check_temperature, get_xp, logsumexp, softmax
 
 
-def multilabel_hinge(scores, targets, axis=-1):
+def multilabel_hinge(scores, targets, *, axis=-1):
     """The T -> 0 limit: relu(max over negatives of s) + relu(max over positives of -s), per sample."""
     s = as_float_array(scores, "scores")
     ax = check_axis(s, axis)
@@ -27,7 +27,7 @@ def multilabel_hinge(scores, targets, axis=-1):
     return xp.maximum(neg, 0.0) + xp.maximum(pos, 0.0)
 
 
-def multilabel_softmax_ce_forward(scores, targets, axis=-1, temperature=1.0):
+def multilabel_softmax_ce_forward(scores, targets, temperature=1.0, *, axis=-1):
     """Per-sample multi-label loss along the class `axis` (see the module docstring for the formula).
 
     scores: (..., C, ...) floats, -inf allowed where the target is 0 (a class ruled out)
@@ -37,7 +37,7 @@ def multilabel_softmax_ce_forward(scores, targets, axis=-1, temperature=1.0):
     n_neg, n_pos the numbers of negatives and positives of the sample.
     """
     s = as_float_array(scores, "scores")
-    tm = check_positive(temperature, "temperature")
+    tm = check_temperature(temperature)
     ax = check_axis(s, axis)
     xp = get_xp(s)
     t = as_binary_targets(targets, s.shape, s.dtype)
@@ -65,5 +65,5 @@ def multilabel_softmax_ce_backward(dout, cache):
     return xp.moveaxis(ds, -1, ax)
 
 
-def multilabel_softmax_ce(scores, targets, axis=-1, temperature=1.0):
-    return multilabel_softmax_ce_forward(scores, targets, axis, temperature)[0]
+def multilabel_softmax_ce(scores, targets, temperature=1.0, *, axis=-1):
+    return multilabel_softmax_ce_forward(scores, targets, temperature, axis=axis)[0]

@@ -16,13 +16,13 @@ import math
 
 import numpy as np
 
-from .core import as_float_array, check_axis, check_positive, get_xp, sigmoid, softmax, softmax_backward
+from .core import as_float_array, check_axis, check_temperature, get_xp, sigmoid, softmax, softmax_backward
 
 
 def _prep(x, k, axis, temperature):
     """x moved so `axis` is last, as floats; checked k, axis and T."""
     x = as_float_array(x, "x")
-    t = check_positive(temperature, "temperature")
+    t = check_temperature(temperature)
     ax = check_axis(x, axis)
     xp = get_xp(x)
     if not bool(xp.isfinite(x).all()):
@@ -36,7 +36,7 @@ def _prep(x, k, axis, temperature):
 
 
 # ---- recursive construction (6620) -------------------------------------------------------------
-def soft_topk_recursive_forward(x, k, axis=-1, temperature=1.0):
+def soft_topk_recursive_forward(x, k, temperature=1.0, *, axis=-1):
     """Soft top-k by repeated softmax (6620): xs = x - min(x), p_0 = 0, and for i = 1..k
         q_i = softmax((1 - p_{i-1}) * xs / T),   p_i = p_{i-1} + q_i.
 
@@ -78,12 +78,12 @@ def soft_topk_recursive_backward(dout, cache):
     return xp.moveaxis(dx, -1, ax)
 
 
-def soft_topk_recursive(x, k, axis=-1, temperature=1.0):
-    return soft_topk_recursive_forward(x, k, axis, temperature)[0]
+def soft_topk_recursive(x, k, temperature=1.0, *, axis=-1):
+    return soft_topk_recursive_forward(x, k, temperature, axis=axis)[0]
 
 
 # ---- threshold construction with f = sigmoid (10373) -------------------------------------------
-def soft_topk_sigmoid_forward(x, k, axis=-1, temperature=1.0, max_iter=200):
+def soft_topk_sigmoid_forward(x, k, temperature=1.0, *, axis=-1, max_iter=200):
     """Soft top-k p_i = sigmoid(z_i - lam), z = x / T, with lam solving sum_i sigmoid(z_i - lam) = k.
 
     x: any shape, finite floats     k: int, 1 <= k < n     returns (p, cache), p shaped like x
@@ -128,12 +128,12 @@ def soft_topk_sigmoid_backward(dout, cache):
     return xp.moveaxis(s * (g - coef) / t, -1, ax)
 
 
-def soft_topk_sigmoid(x, k, axis=-1, temperature=1.0):
-    return soft_topk_sigmoid_forward(x, k, axis, temperature)[0]
+def soft_topk_sigmoid(x, k, temperature=1.0, *, axis=-1):
+    return soft_topk_sigmoid_forward(x, k, temperature, axis=axis)[0]
 
 
 # ---- threshold construction with f = min(1, e^x): closed form (10373) ---------------------------
-def soft_topk_exp_forward(x, k, axis=-1, temperature=1.0):
+def soft_topk_exp_forward(x, k, temperature=1.0, *, axis=-1):
     """Soft top-k p_i = min(1, exp(z_i - lam)), z = x / T, with sum p = k in closed form.
 
     Sort z decreasingly, z_(0) >= z_(1) >= ...; if the first m entries are clipped at 1, then
@@ -185,11 +185,11 @@ def soft_topk_exp_backward(dout, cache):
     return xp.moveaxis(dz / t, -1, ax)
 
 
-def soft_topk_exp(x, k, axis=-1, temperature=1.0):
-    return soft_topk_exp_forward(x, k, axis, temperature)[0]
+def soft_topk_exp(x, k, temperature=1.0, *, axis=-1):
+    return soft_topk_exp_forward(x, k, temperature, axis=axis)[0]
 
 
-def hard_topk(x, k, axis=-1):
+def hard_topk(x, k, *, axis=-1):
     """The exact multi-hot of the k largest entries along `axis` (ties broken by position)."""
     x = as_float_array(x, "x")
     ax = check_axis(x, axis)

@@ -72,8 +72,8 @@ def test_prf_gradients(average):
         scores, targets, axis = rng.standard_normal((5, 3, 2)), rng.integers(0, 3, (5, 2)), 1
     for which in range(3):
         for t in (1.0, 0.5):
-            _, cache = S.soft_prf_forward(scores, targets, t, average, axis)
-            check_grad(lambda a: np.array(S.soft_prf(a, targets, t, average, axis)[which]), [scores],
+            _, cache = S.soft_prf_forward(scores, targets, t, average, axis=axis)
+            check_grad(lambda a: np.array(S.soft_prf(a, targets, t, average, axis=axis)[which]), [scores],
                        lambda d: [S.soft_prf_backward(*[float(d) if i == which else 0.0 for i in range(3)],
                                                       cache)],
                        rng, names=[f"scores ({average}, metric {which})"])
@@ -124,8 +124,8 @@ def test_multilabel_matches_post_formula_and_torch():
     np.testing.assert_allclose(S.multilabel_softmax_ce_backward(d, cache), ts.grad.numpy(), rtol=1e-10,
                                atol=1e-14, err_msg="dscores")
     for axis, t in ((1, 0.6), (0, 2.0)):
-        _, cache = S.multilabel_softmax_ce_forward(s, tg, axis, t)
-        check_grad(lambda a: S.multilabel_softmax_ce(a, tg, axis, t), [s],
+        _, cache = S.multilabel_softmax_ce_forward(s, tg, t, axis=axis)
+        check_grad(lambda a: S.multilabel_softmax_ce(a, tg, t, axis=axis), [s],
                    lambda d: [S.multilabel_softmax_ce_backward(d, cache)], rng, names=["scores"])
 
 

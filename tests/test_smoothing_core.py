@@ -120,7 +120,7 @@ def test_against_torch():
     d = rng.standard_normal((4, 6))
     (torch.softmax(tf / 0.5, 1) * torch.tensor(d)).sum().backward()
     p = softmax(xf, axis=1, temperature=0.5)
-    np.testing.assert_allclose(softmax_backward(d, p, 1, 0.5), tf.grad.numpy(), rtol=1e-10,
+    np.testing.assert_allclose(softmax_backward(d, p, 0.5, axis=1), tf.grad.numpy(), rtol=1e-10,
                                err_msg="softmax backward")
     tf.grad = None
     (torch.nn.functional.softplus(tf, beta=1 / 0.5) * torch.tensor(d)).sum().backward()

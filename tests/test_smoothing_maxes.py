@@ -93,18 +93,18 @@ def test_gradients_match_finite_differences():
     x = rng.standard_normal((3, 4, 5))
     for axis in (0, -1, None):
         for keep in (False, True):
-            _, c = smooth_max_forward(x, axis, 0.7, keep)
-            check_grad(lambda a: smooth_max(a, axis, 0.7, keep), [x],
+            _, c = smooth_max_forward(x, 0.7, axis=axis, keepdims=keep)
+            check_grad(lambda a: smooth_max(a, 0.7, axis=axis, keepdims=keep), [x],
                        lambda d: [smooth_max_backward(d, c)], rng, names=[f"x (max, axis={axis})"])
-            _, c = smooth_min_forward(x, axis, 0.4, keep)
-            check_grad(lambda a: smooth_min(a, axis, 0.4, keep), [x],
+            _, c = smooth_min_forward(x, 0.4, axis=axis, keepdims=keep)
+            check_grad(lambda a: smooth_min(a, 0.4, axis=axis, keepdims=keep), [x],
                        lambda d: [smooth_min_backward(d, c)], rng, names=[f"x (min, axis={axis})"])
     for axis in (0, 1):
-        _, c = soft_onehot_argmax_forward(x, axis, 0.5)
-        check_grad(lambda a: soft_onehot_argmax(a, axis, 0.5), [x],
+        _, c = soft_onehot_argmax_forward(x, 0.5, axis=axis)
+        check_grad(lambda a: soft_onehot_argmax(a, 0.5, axis=axis), [x],
                    lambda d: [soft_onehot_argmax_backward(d, c)], rng, names=["x (onehot)"])
-        _, c = soft_argmax_index_forward(x, axis, 0.5)
-        check_grad(lambda a: soft_argmax_index(a, axis, 0.5), [x],
+        _, c = soft_argmax_index_forward(x, 0.5, axis=axis)
+        check_grad(lambda a: soft_argmax_index(a, 0.5, axis=axis), [x],
                    lambda d: [soft_argmax_index_backward(d, c)], rng, names=["x (index)"])
 
 
@@ -115,7 +115,7 @@ def test_against_torch():
     d = rng.standard_normal(3)
     tx = torch.tensor(x, requires_grad=True)
     ((0.3 * torch.logsumexp(tx / 0.3, 1)) * torch.tensor(d)).sum().backward()
-    out, c = smooth_max_forward(x, 1, 0.3)
+    out, c = smooth_max_forward(x, 0.3, axis=1)
     np.testing.assert_allclose(out, (0.3 * torch.logsumexp(torch.tensor(x) / 0.3, 1)).numpy(), rtol=1e-13)
     np.testing.assert_allclose(smooth_max_backward(d, c), tx.grad.numpy(), rtol=1e-12, err_msg="dx smax")
 

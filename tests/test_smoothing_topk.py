@@ -82,8 +82,8 @@ def test_gradients_match_finite_differences(name):
     x = rng.standard_normal((2, 3, 6)) * 2                          # away from ties and from clipping
     fwd, bwd, fn = (getattr(S, name + "_forward"), getattr(S, name + "_backward"), getattr(S, name))
     for axis, k, t in ((-1, 2, 1.0), (1, 1, 0.5), (-1, 4, 0.8)):
-        _, cache = fwd(x, k, axis, t)
-        check_grad(lambda a: fn(a, k, axis, t), [x], lambda d: [bwd(d, cache)], rng,
+        _, cache = fwd(x, k, t, axis=axis)
+        check_grad(lambda a: fn(a, k, t, axis=axis), [x], lambda d: [bwd(d, cache)], rng,
                    names=[f"x ({name}, axis={axis}, k={k})"], rtol=1e-5, atol=1e-8)
 
 
