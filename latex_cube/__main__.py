@@ -7,12 +7,15 @@ The first form searches, groups the cubes into classes, writes cube.tex and cube
 prints its verification and ends with one JSON line.  Without --quick it also checks that all 48 images of
 all 192 cubes are magic and that every cube survives draw -> parse.  `check` reads the first TeX array in
 FILE as a drawing, prints repeated and missing numbers and failing lines, ends with one JSON line, and exits
-with status 1 when the cube is not magic.
+with status 1 when the cube is not magic.  A bad argument or an unreadable FILE (missing, not UTF-8, no
+drawing in it) is one line on stderr and exit status 2; --debug shows the traceback instead.
 """
 import argparse
 import html
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +25,60 @@ from .cube import LINES, NOTES_CUBE, all_images, apply_symmetry, is_magic, symme
 from .draw import draw_html, draw_tex, hidden_mask, tex_snippet
 from .parse import parse_drawing
 from .search import enumerate_all
+
+
+SUBCOMMANDS = """subcommands:
+  check FILE    read the cube drawing in FILE (TeX, or a page written by this program) and report
+                repeated and missing numbers and failing lines (python -m latex_cube check --help)"""
+
+
+class UsageError(Exception):
+    """A bad argument or input file: one line on stderr, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message} (see --help)")
+
+
+def int_in(low, high):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an int in {low}..{high}, got {text!r}")
+        return value
+    return parse
+
+
+def check_out(folder):
+    """Create --out and write a file there now, so that a missing permission shows before the search."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"--out {folder} exists and is not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise UsageError(f"--out {folder}: cannot write there ({err.strerror or err})") from None
+
+
+def read_drawing_text(path):
+    """The text of FILE, HTML-unescaped for a page; UsageError naming the file when it cannot be read."""
+    if not path.is_file():
+        raise UsageError(f"FILE {path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"FILE {path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise UsageError(f"FILE {path}: cannot read it ({err.strerror or err})") from None
+    if path.suffix.lower() in (".html", ".htm"):
+        text = html.unescape(text)              # a page written by draw_html holds the TeX HTML-escaped
+    return text
 
 
 def choose(classes, cls, sym):
@@ -87,12 +144,11 @@ def run_demo(args):
 
 def run_check(args):
     path = Path(args.file)
-    if not path.is_file():
-        raise FileNotFoundError(f"FILE: no such file {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".html", ".htm"):
-        text = html.unescape(text)              # a page written by draw_html holds the TeX HTML-escaped
-    drawing = parse_drawing(text)
+    text = read_drawing_text(path)
+    try:
+        drawing = parse_drawing(text)
+    except ValueError as err:
+        raise UsageError(f"FILE {path}: {err}") from None
     report = verify(drawing.cube)
     print(f"{path}: layers top->bottom, rows back->front")
     for z in range(3):
@@ -116,22 +172,42 @@ def run_check(args):
     return 0 if report.is_magic else 1
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["check"]:
-        p = argparse.ArgumentParser(prog="python -m latex_cube check",
-                                    description="Read a cube drawing in TeX and check its numbers.")
-        p.add_argument("file", help="a file holding the drawing's \\begin{array}...\\end{array}")
-        return run_check(p.parse_args(argv[1:]))
-    p = argparse.ArgumentParser(prog="python -m latex_cube", description=__doc__.split("\n")[0])
-    p.add_argument("--class", dest="cls", type=int, default=None, help="class 0..3 (by canonical form)")
-    p.add_argument("--symmetry", type=int, default=None, help="symmetry 0..47 applied to the class's canonical "
-                   "form; default (neither given): the cube in the notes")
+def build_parsers():
+    """(the demo's parser, the check subcommand's parser)."""
+    check = Parser(prog="python -m latex_cube check", description="Read a cube drawing in TeX and check its numbers.")
+    check.add_argument("file", help="a file holding the drawing's \\begin{array}...\\end{array}")
+    check.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    p = Parser(prog="python -m latex_cube", description=__doc__.split("\n")[0], epilog=SUBCOMMANDS,
+               usage="%(prog)s [options]\n       %(prog)s check FILE",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--class", dest="cls", type=int_in(0, 3), default=None, help="class 0..3 (by canonical form)")
+    p.add_argument("--symmetry", type=int_in(0, 47), default=None, help="symmetry 0..47 applied to the class's "
+                   "canonical form; default (neither given): the cube in the notes")
     p.add_argument("--out", default="out/latex_cube", help="folder for cube.tex and cube.html")
     p.add_argument("--mathjax-url", default=None, help="where the page loads MathJax from (default: CDN)")
     p.add_argument("--mathjax2", action="store_true", help="emit \\require{HTML} and load MathJax 2")
     p.add_argument("--quick", action="store_true", help="skip the check over all images and round trips")
-    return run_demo(p.parse_args(argv))
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p, check
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    demo, check = build_parsers()
+    debug = "--debug" in argv
+    try:
+        if argv[:1] == ["check"]:
+            return run_check(check.parse_args(argv[1:]))
+        args = demo.parse_args(argv)
+        check_out(args.out)
+        return run_demo(args)
+    except (UsageError, ValueError, OSError) as err:
+        if debug:
+            raise
+        message = (str(err).splitlines() or [repr(err)])[0]
+        prog = check.prog if argv[:1] == ["check"] else demo.prog
+        print(message if message.startswith(prog) else f"{prog}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

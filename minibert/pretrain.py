@@ -9,12 +9,16 @@ whole-word masks. Training is deterministic given --seed: the data order of epoc
 Generator([seed, e]), and masks and dropout come from one Generator whose state is saved with every
 checkpoint, together with the weights, Adam moments, EMA, step and data position. A run killed at any
 moment and restarted with --resume ends with the same weights, bit for bit, as a run never stopped.
-Progress goes to stderr; the last line of stdout is one JSON object.
+Progress goes to stderr; the last line of stdout is one JSON object, a function of the seed and flags
+only (the wall-clock time goes to stderr). Bad arguments and an unusable --out are refused before any
+work, with one line on stderr and exit status 2 (--debug shows the traceback instead).
 """
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -25,37 +29,83 @@ from .mlm import jieba_segmenter, line_to_pieces, mlm_forward_backward, pack_lin
 from .model import init_params
 from .optim import EMA, AdamW, GradientAccumulator
 from .tokenizer import Tokenizer
-from .train_state import load_train_state, save_train_state
+from .train_state import holds_checkpoints, load_train_state, save_train_state
+
+# model-size flags and the config fields they set, to name the flag when the config refuses a value
+SIZE_FLAGS = {"num_hidden_layers": "--layers", "hidden_size": "--hidden", "num_attention_heads": "--heads",
+              "intermediate_size": "--intermediate", "max_position_embeddings": "--max-positions",
+              "hidden_dropout_prob": "--dropout", "attention_probs_dropout_prob": "--dropout"}
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line and exit status 2, never with a traceback."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message} (see --help)")
+
+
+def int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+def number_in(low, high, low_open=False, high_open=False):
+    """A finite float in [low, high] (a parenthesis where the bound is open)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (low < value if low_open else low <= value) and (
+            value < high if high_open else value <= high)
+        if not ok:
+            span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text!r}")
+        return value
+    return parse
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m minibert.pretrain", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m minibert.pretrain", description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", help="text file, one text per line (default: the generated demo corpus)")
     ap.add_argument("--vocab", help="vocab.txt (default: the demo vocabulary; required with --corpus)")
     ap.add_argument("--out", help="run directory for checkpoints (default: none are written)")
     ap.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    ap.add_argument("--steps", type=int, default=600, help="optimizer updates")
-    ap.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch")
-    ap.add_argument("--accum", type=int, default=1, help="micro-batches per update")
-    ap.add_argument("--maxlen", type=int, default=64, help="tokens per packed row")
-    ap.add_argument("--max-positions", type=int, default=128, help="the model's max_position_embeddings")
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--intermediate", type=int, default=512)
+    ap.add_argument("--steps", type=int_at_least(1), default=600, help="optimizer updates")
+    ap.add_argument("--batch-size", type=int_at_least(1), default=32, help="rows per micro-batch")
+    ap.add_argument("--accum", type=int_at_least(1), default=1, help="micro-batches per update")
+    ap.add_argument("--maxlen", type=int_at_least(4), default=64, help="tokens per packed row")
+    ap.add_argument("--max-positions", type=int_at_least(4), default=128,
+                    help="the model's max_position_embeddings")
+    ap.add_argument("--layers", type=int_at_least(1), default=2)
+    ap.add_argument("--hidden", type=int_at_least(1), default=128)
+    ap.add_argument("--heads", type=int_at_least(1), default=4)
+    ap.add_argument("--intermediate", type=int_at_least(1), default=512)
     ap.add_argument("--optimizer", default="adamw", help="adamw or lamb")
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--clip", type=float, default=1.0, help="global gradient-norm limit (0: none)")
-    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: no EMA)")
-    ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--mask-rate", type=float, default=0.15)
-    ap.add_argument("--save-every", type=int, default=200, help="checkpoint every N updates")
-    ap.add_argument("--eval-every", type=int, default=100, help="held-out MLM accuracy every N updates")
-    ap.add_argument("--lines", type=int, default=4000, help="demo corpus size")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=number_in(0, 10, low_open=True), default=2e-3)
+    ap.add_argument("--warmup", type=int_at_least(0), default=100)
+    ap.add_argument("--weight-decay", type=number_in(0, 10), default=0.01)
+    ap.add_argument("--clip", type=number_in(0, 1e6), default=1.0, help="global gradient-norm limit (0: none)")
+    ap.add_argument("--ema", type=number_in(0, 1, high_open=True), default=0.0,
+                    help="EMA decay of the weights (0: no EMA)")
+    ap.add_argument("--dropout", type=number_in(0, 1, high_open=True), default=0.1)
+    ap.add_argument("--mask-rate", type=number_in(0, 1, low_open=True), default=0.15)
+    ap.add_argument("--save-every", type=int_at_least(1), default=200, help="checkpoint every N updates")
+    ap.add_argument("--eval-every", type=int_at_least(1), default=100,
+                    help="held-out MLM accuracy every N updates")
+    ap.add_argument("--lines", type=int_at_least(1), default=4000, help="demo corpus size")
+    ap.add_argument("--seed", type=int_at_least(0), default=0)
     ap.add_argument("--quick", action="store_true", help="small model and 150 updates")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     from .data_parallel import add_arguments        # --data-parallel: the global batch shared by MPI ranks
     add_arguments(ap)
     return ap
@@ -76,18 +126,62 @@ def load_corpus(args):
     return lines, Tokenizer(args.vocab)
 
 
-def prepare(args):
-    """Everything a run is made of: config, packed rows, held-out rows, optimizer options, fingerprint."""
+def model_config(args, vocab_size):
+    """The BertConfig the flags ask for; a refused value is reported under its flag's name."""
+    try:
+        return BertConfig(vocab_size=vocab_size, hidden_size=args.hidden, num_hidden_layers=args.layers,
+                          num_attention_heads=args.heads, intermediate_size=args.intermediate,
+                          max_position_embeddings=args.max_positions, hidden_dropout_prob=args.dropout,
+                          attention_probs_dropout_prob=args.dropout)
+    except ValueError as err:
+        message = str(err)
+        for field, flag in SIZE_FLAGS.items():
+            message = message.replace(f"config.{field}", f"{flag} (config.{field})")
+        raise ValueError(message) from None
+
+
+def check_args(args):
+    """Everything that can be checked before any work: flag combinations, model sizes, --out.
+
+    --out must be a new folder, an empty one, or (with --resume, or to be refused without it) one that
+    holds this program's checkpoints; it is created and a file is written and removed there, so that a
+    missing permission shows now and not at the first checkpoint.
+    """
     if args.optimizer not in ("adamw", "lamb"):
         raise ValueError(f"--optimizer must be 'adamw' or 'lamb', got {args.optimizer!r}")
-    lines, tok = load_corpus(args)
-    config = BertConfig(vocab_size=len(tok.id_to_token), hidden_size=args.hidden, num_hidden_layers=args.layers,
-                        num_attention_heads=args.heads, intermediate_size=args.intermediate,
-                        max_position_embeddings=args.max_positions, hidden_dropout_prob=args.dropout,
-                        attention_probs_dropout_prob=args.dropout)
-    if args.maxlen > config.max_position_embeddings:
+    if args.maxlen > args.max_positions:
         raise ValueError(f"--maxlen {args.maxlen} exceeds the model's max_position_embeddings "
-                         f"{config.max_position_embeddings} (--max-positions)")
+                         f"{args.max_positions} (--max-positions)")
+    model_config(args, 8)
+    for flag, path in (("--corpus", args.corpus), ("--vocab", args.vocab)):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"{flag} file not found: {path}")
+    out = args.out
+    if not out:
+        return
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if os.path.isdir(out) and holds_checkpoints(out):
+        if not args.resume:
+            raise ValueError(f"--out {out} already holds checkpoints; pass --resume to continue it "
+                             "or choose another directory")
+    elif os.path.isdir(out) and os.listdir(out):
+        raise ValueError(f"--out {out} holds files that are not this program's checkpoints; "
+                         "choose a new or empty folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+
+
+def prepare(args):
+    """Everything a run is made of: config, packed rows, held-out rows, optimizer options, fingerprint."""
+    check_args(args)
+    lines, tok = load_corpus(args)
+    config = model_config(args, len(tok.id_to_token))
     segment = jieba_segmenter()
     pieces = [line_to_pieces(tok, ln, segment) for ln in lines]
     token_ids, word_ids = pack_lines(pieces, args.maxlen, tok.cls_id, tok.sep_id, tok.pad_id)
@@ -128,12 +222,16 @@ def evaluate(params, config, tok, eval_rows, seed, rate):
     return loss, acc
 
 
+def progress(step, steps, done, seconds):
+    """'12.3 updates/s, 1 min 05 s left' from `done` updates in `seconds` this session."""
+    rate = done / max(seconds, 1e-9)
+    left = round((steps - step) / rate) if rate > 0 else 0
+    return f"{rate:.1f} updates/s, {left // 60} min {left % 60:02d} s left"
+
+
 def train(args, log=sys.stderr):
     tok, config, rows, options, fingerprint = prepare(args)
-    start = load_train_state(args.out, fingerprint) if (args.out and args.resume) else None
-    if args.out and not args.resume and os.path.isfile(os.path.join(args.out, "LATEST")):
-        raise ValueError(f"--out {args.out} already holds checkpoints; pass --resume to continue it "
-                         "or choose another directory")
+    start = load_train_state(args.out, fingerprint, log=log) if (args.out and args.resume) else None
     if start is None:
         rng = np.random.default_rng(args.seed)
         params = init_params(config, rng, dtype=np.float32)
@@ -149,6 +247,7 @@ def train(args, log=sys.stderr):
         history.append((0, *evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)))
     stream = batches(train_ids, args.batch_size, args.seed, position)
     acc_grads = GradientAccumulator()
+    first, every = step, max(1, args.steps // 20)
     while step < args.steps:
         for _ in range(args.accum):
             sel, position = next(stream)
@@ -165,7 +264,11 @@ def train(args, log=sys.stderr):
             ev_loss, ev_acc = evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)
             history.append((step, ev_loss, ev_acc))
             print(f"step {step}/{args.steps}  train loss {loss:.3f} acc {acc:.3f}  held-out loss {ev_loss:.3f} "
-                  f"acc {ev_acc:.3f}  {time.perf_counter() - t0:.1f} s", file=log, flush=True)
+                  f"acc {ev_acc:.3f}  {progress(step, args.steps, step - first, time.perf_counter() - t0)}",
+                  file=log, flush=True)
+        elif step % every == 0:
+            print(f"step {step}/{args.steps}  train loss {loss:.3f}  "
+                  f"{progress(step, args.steps, step - first, time.perf_counter() - t0)}", file=log, flush=True)
         if args.out and (step % args.save_every == 0 or step == args.steps):
             save_train_state(args.out, config=config, params=params, optimizer=optimizer, rng=rng, step=step,
                              data_position=position, fingerprint=fingerprint, ema=ema)
@@ -174,7 +277,12 @@ def train(args, log=sys.stderr):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return 2
     if args.quick:
         args.steps, args.lines, args.layers, args.hidden = min(args.steps, 150), min(args.lines, 1000), 1, 64
         args.intermediate, args.heads, args.eval_every, args.warmup = 128, 2, 50, 20
@@ -184,14 +292,17 @@ def main(argv=None):
             out = train_data_parallel(args)
         else:
             out = train(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:               # bad input, a full disk: said in one line
+        if args.debug:
+            raise
+        message = (str(err).splitlines() or [repr(err)])[0]
+        print(f"python -m minibert.pretrain: error: {message}", file=sys.stderr)
         return 2
     if out is None:                                      # a data-parallel rank other than 0
         return 0
     hist = out["history"]
+    print(f"done in {out['seconds']:.1f} s", file=sys.stderr)
     summary = {"demo": "minibert.pretrain", "steps": out["steps"], "parameters": out["params"],
-               "seconds": round(out["seconds"], 1),
                "heldout_mlm_accuracy_first": None if not hist else round(hist[0][2], 4),
                "heldout_mlm_accuracy_last": None if not hist else round(hist[-1][2], 4),
                "heldout_mlm_loss_last": None if not hist else round(hist[-1][1], 4),

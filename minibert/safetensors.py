@@ -64,6 +64,9 @@ def parse_header(header_bytes, data_size, path="<bytes>"):
         count = 1
         for s in shape:
             count *= s                                    # Python int: no overflow, checked next
+        if count >= 2**62 or any(s >= 2**62 for s in shape):   # e.g. [2**64, 0]: no bytes, no array
+            raise ValueError(f"{where}: shape {shape} is too large for an array (a dimension or "
+                             f"the element count reaches 2^62)")
         if count * DTYPES[code][1] != end - begin:
             raise ValueError(f"{where}: shape {shape} of {code} needs {count * DTYPES[code][1]} bytes, "
                              f"data_offsets span {end - begin}")

@@ -77,7 +77,7 @@ class Tokenizer:
             try:
                 with open(config_path, encoding="utf-8") as f:
                     config = json.load(f)
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
                 raise ValueError(f"{config_path}: expected a JSON object, could not parse it "
                                  f"({err})") from None
             if not isinstance(config, dict) or not isinstance(config.get("do_lower_case", True), bool):

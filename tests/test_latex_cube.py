@@ -257,5 +257,7 @@ def test_demo_quick_writes_files_and_ends_with_json(tmp_path, capsys):
     tex = (tmp_path / "cube.tex").read_text(encoding="utf-8")
     assert r"\require{HTML}" in tex
     assert (parse_drawing(tex).cube == lc.apply_symmetry(classes[2][0], 5)).all()
-    with pytest.raises(ValueError, match="--class"):
-        main(["--quick", "--out", str(tmp_path), "--class", "4"])
+    capsys.readouterr()
+    assert main(["--quick", "--out", str(tmp_path), "--class", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --class: expected an int in 0..3, got '4'" in err and len(err.splitlines()) == 1
