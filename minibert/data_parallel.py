@@ -152,12 +152,16 @@ class NcclReducer(MPIReducer):
     def __init__(self, comm, timeout=60.0):
         super().__init__(comm, timeout)
         from cupy.cuda import nccl
-        uid = np.zeros(128, np.int64)                    # NCCL_UNIQUE_ID_BYTES, one char an entry
+        # [is bytes, then NCCL_UNIQUE_ID_BYTES = 128 entries]: CuPy gives the id as bytes (v13 on) or
+        # as a tuple of 128 C chars (before)
+        uid = np.zeros(129, np.int64)
         if comm.rank == 0:
-            uid[:] = nccl.get_unique_id()
+            made = nccl.get_unique_id()
+            uid[0], uid[1:] = isinstance(made, bytes), list(made)
         comm.Bcast(uid, root=0)
+        unique_id = bytes(uid[1:].astype(np.uint8)) if uid[0] else tuple(int(c) for c in uid[1:])
         self.nccl = nccl
-        self.nccl_comm = nccl.NcclCommunicator(comm.size, tuple(int(c) for c in uid), comm.rank)
+        self.nccl_comm = nccl.NcclCommunicator(comm.size, unique_id, comm.rank)
         self.types = {np.dtype(np.float16): nccl.NCCL_FLOAT16, np.dtype(np.float32): nccl.NCCL_FLOAT32,
                       np.dtype(np.float64): nccl.NCCL_FLOAT64}
 

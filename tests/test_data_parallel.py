@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibert.data_parallel import FlatGradients, rank_share
+from minibert.data_parallel import FlatGradients, rank_share, world
 from minibert.optim import GradientAccumulator
 from minibert.safetensors import read_safetensors
 
@@ -182,9 +182,15 @@ def test_uneven_share_is_refused_on_every_rank(tmp_path):
     assert not os.path.exists(tmp_path / "r" / "LATEST")
 
 
+def _ranks_script(n, backend, timeout):
+    """tests/data_parallel_ranks.py on n ranks."""
+    script = os.path.join(ROOT, "tests", "data_parallel_ranks.py")
+    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, script, backend], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_bucketed_reduction_sums_exactly_on_two_ranks():
-    proc = subprocess.run([_mpiexec(), "-n", "2", sys.executable, os.path.join(ROOT, "tests", "data_parallel_ranks.py"),
-                           "numpy"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    proc = _ranks_script(2, "numpy", 120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("numpy sums match") == 2
 
@@ -204,8 +210,7 @@ def test_device_buffers_reduce_on_the_gpu(backend):
     if backend == "cupy-nccl":
         pytest.importorskip("cupy.cuda.nccl", reason="CuPy was built without NCCL")
     n = 2 if backend == "cupy-mpi" else min(devices, 2)
-    proc = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, os.path.join(ROOT, "tests", "data_parallel_ranks.py"),
-                           backend], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    proc = _ranks_script(n, backend, 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count(f"{backend} sums match") == n
 
@@ -245,3 +250,9 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="--accum 6 .* evenly by 4 MPI ranks; use a multiple of 4"):
         rank_share(6, 4, 0)
     assert list(rank_share(8, 4, 2)) == [4, 5]
+
+
+def test_without_mpi4py_the_flag_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)      # import mpi4py now raises ImportError
+    with pytest.raises(ValueError, match=r"needs mpi4py .*pip install 'minibert-blogs\[mpi\]'"):
+        world()
