@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .cube import LINES, NOTES_CUBE, all_images, apply_symmetry, is_magic, symmetry_to, verify, where
 from .draw import draw_html, draw_tex, hidden_mask, tex_snippet
 from .parse import parse_drawing
