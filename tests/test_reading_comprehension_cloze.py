@@ -4,6 +4,8 @@ import importlib.util
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minibert import peoples_daily as pd
 from minibert.reading_comprehension import cloze
@@ -49,19 +51,49 @@ def test_sentences_and_pieces():
 
 def test_candidates_follow_the_rules():
     found = cloze.candidates(_documents()[0])
-    asked = {(q, e.text) for _, _, q, e in found}
+    asked = {(q, e.text) for _, _, _, q, e in found}
     assert ("新华社北京１２月３１日电国务院总理谁今天考察了首都钢铁公司。", "李鹏") in asked
     assert ("谁在北京还看望了职工。", "李鹏") in asked
-    assert not any(e.text == "十分" for _, _, _, e in found)                  # a number needs a digit
-    assert not any(e.text == "１２％" for _, _, _, e in found)                # said in no other paragraph
-    for i, sentence, question, e in found:
-        assert question == sentence.replace(e.text, cloze.QUESTION_WORDS[e.kind], 1)
-        assert e.text not in question and len(sentence) - len(e.text) >= 8
+    assert not any(e.text == "十分" for *_, e in found)                      # a number needs a digit
+    assert not any(e.text == "１２％" for *_, e in found)                    # said in no other paragraph
+    for i, start, source, question, e in found:
+        assert question == source.replace(e.text, cloze.QUESTION_WORDS[e.kind], 1)
+        assert e.text not in question and len(source) - len(e.text) >= 8
+    short = cloze.candidates(_documents()[0], max_question_chars=12)
+    assert ("国务院总理谁今天考察了", "李鹏") in {(q, e.text) for *_, q, e in short}    # whole words
+    assert all(len(q) <= 12 for *_, q, _ in short)
 
 
-def test_records_keep_the_sentence_out_and_the_answers_right():
+@given(st.text(st.sampled_from("甲乙丙丁，；。"), min_size=1, max_size=40), st.data(), st.integers(6, 30))
+def test_question_window_keeps_the_entity_within_the_budget(text, data, budget):
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, min(len(text), start + 5)))
+    wa, wb = cloze.question_window(text, 0, len(text), start, end, budget)
+    assert wa <= start and end <= wb and wb - wa <= max(budget, end - start)
+    bounds = {0, len(text)} | {k + 1 for k, c in enumerate(text) if c in "，；。"}
+    clause = (max(c for c in bounds if c <= start), min(c for c in bounds if c >= end))
+    if clause[1] - clause[0] <= budget:                   # whole clauses, and one more would not fit
+        assert wa in bounds and wb in bounds and wa <= clause[0] and clause[1] <= wb
+        assert not any(c < wa and wb - c <= budget for c in bounds)
+        assert not any(c > wb and c - wa <= budget for c in bounds)
+
+
+def test_question_window_on_a_sentence():
+    text = "据新华社北京电，国务院总理李鹏今天考察了首都钢铁公司，并看望了职工。"
+    start = text.index("李鹏")
+    wa, wb = cloze.question_window(text, 0, len(text), start, start + 2, 20)
+    assert text[wa:wb] == "国务院总理李鹏今天考察了首都钢铁公司，"
+    wa, wb = cloze.question_window(text, 0, len(text), start, start + 2, 10)
+    assert text[wa:wb] == "务院总理李鹏今天考察"                   # 4 characters each side
+
+
+@pytest.mark.parametrize("max_question_chars", [None, 12])
+def test_records_keep_the_sentence_out_and_the_answers_right(max_question_chars):
     docs = _documents()
-    records, facts = cloze.cloze_records(docs, np.random.default_rng(0), per_document=3)
+    records, facts = cloze.cloze_records(docs, np.random.default_rng(0), per_document=3,
+                                         max_question_chars=max_question_chars)
+    if max_question_chars:
+        assert all(len(r["question"]) <= max_question_chars for r in records)
     check_records(records)
     assert len(records) >= 5 and len({r["id"] for r in records}) == len(records)
     assert {f["document"] for f in facts} == {d.doc_id for d in docs}
@@ -80,7 +112,8 @@ def test_records_keep_the_sentence_out_and_the_answers_right():
             assert (answer in p["passage"]) == (p["answer"] == answer) and p["answer"] in ("", answer)
             assert all(e in p["passage"] for e, _ in ents)
         assert any(p["passage"] not in own for p in r["passages"])                  # a distractor
-    again = cloze.cloze_records(docs, np.random.default_rng(0), per_document=3)
+    again = cloze.cloze_records(docs, np.random.default_rng(0), per_document=3,
+                                max_question_chars=max_question_chars)
     assert again == (records, facts)
 
 
@@ -114,6 +147,8 @@ def test_baselines():
         cloze.baseline_predictions(records, [fact], "longest")
     with pytest.raises(ValueError, match="per_document"):
         cloze.cloze_records(_documents(), np.random.default_rng(0), per_document=0)
+    with pytest.raises(ValueError, match="max_question_chars"):
+        cloze.cloze_records(_documents(), np.random.default_rng(0), max_question_chars=3)
 
 
 def test_the_real_corpus_questions_and_baselines():

@@ -10,12 +10,13 @@ One question (rules, in order):
     of type nr / ns / nt / t / m (peoples_daily.py), a number only if it has a digit ("１２．３％", not
     "一" or "十分"); the entity's text is replaced by the question word of its type:
         nr 谁   ns 哪里   nt 哪个机构   t 什么时候   m 多少
-    kept only when the rest of the sentence has at least `min_context` characters, the entity's text
-    appears nowhere else in the question, and some other paragraph of the document contains it;
+    with `max_question_chars`, only the clauses around the entity that keep the question that short
+    (question_window); kept only when the rest of that text has at least `min_context` characters, the
+    entity's text appears nowhere else in the question, and some other paragraph of the document has it;
   - passages: up to `max_same` pieces of the document's OTHER paragraphs (at least one containing the
     answer), then `n_other` pieces of other documents of the same list that do not contain it, in a
     random order; a passage's answer is the entity's text when the passage contains it, else "";
-    no passage contains the question's own sentence;
+    no passage contains the question's own text (the sentence, or the part of it kept);
   - a piece is a whole paragraph, or with `max_chars` consecutive whole sentences of at most that many
     characters (a longer sentence is cut).
 At most `per_document` questions per document, at most one per sentence.
@@ -33,6 +34,7 @@ from ..peoples_daily import split_documents
 QUESTION_WORDS = {"nr": "谁", "ns": "哪里", "nt": "哪个机构", "t": "什么时候", "m": "多少"}
 DIGITS = set("0123456789０１２３４５６７８９")
 _ENDS, _CLOSERS = "。！？", "”’』」）"
+_CLAUSE_ENDS = "，；：、。！？"
 
 
 def sentence_spans(text):
@@ -74,21 +76,59 @@ def _asked(entity):
     return entity.kind in QUESTION_WORDS and (entity.kind != "m" or any(c in DIGITS for c in entity.text))
 
 
-def candidates(document, min_context=8):
-    """Every possible question of a document: (paragraph index, sentence, question, entity)."""
+def question_window(text, a, b, start, end, budget, word_bounds=None):
+    """The part of sentence text[a:b] kept around the entity text[start:end]: (wa, wb), wb - wa <= budget.
+
+    Whole clauses (cut after ，；：、 and the sentence ends): the entity's clause, then the clause before and
+    the one after in turn while they fit; a clause longer than budget: budget characters around the entity,
+    narrowed to whole words when word_bounds (the set of word start and end offsets) is given.
+    """
+    cuts = [a] + [k + 1 for k in range(a, b - 1) if text[k] in _CLAUSE_ENDS] + [b]
+    wa, wb = max(c for c in cuts if c <= start), min(c for c in cuts if c >= end)
+    if wb - wa > budget:                                      # one long clause: a window centred on the entity
+        wa = max(a, start - (budget - (end - start)) // 2)
+        wb = min(b, wa + budget)
+        wa = max(a, wb - budget)
+        if word_bounds is not None:                           # the entity's own ends are word bounds
+            wa = min(c for c in word_bounds if wa <= c <= start)
+            wb = max(c for c in word_bounds if end <= c <= wb)
+        return wa, wb
+    grown = True
+    while grown:
+        grown = False
+        before, after = [c for c in cuts if c < wa], [c for c in cuts if c > wb]
+        if before and wb - before[-1] <= budget:
+            wa, grown = before[-1], True
+        if after and after[0] - wa <= budget:
+            wb, grown = after[0], True
+    return wa, wb
+
+
+def candidates(document, min_context=8, max_question_chars=None):
+    """Every possible question of a document: (paragraph index, sentence start, source, question, entity).
+
+    source: the text the question is made from, the whole sentence or (max_question_chars) the part of
+    it question_window keeps, so that the question has at most max_question_chars characters.
+    """
     out = []
     for i, p in enumerate(document.paragraphs):
         others = [q.text for j, q in enumerate(document.paragraphs) if j != i]
+        bounds = {c for span in p.word_spans() for c in span}
         for a, b in sentence_spans(p.text):
-            sentence = p.text[a:b]
             for e in p.entities:
                 if not (a <= e.start and e.end <= b and _asked(e)):
                     continue
-                question = sentence[:e.start - a] + QUESTION_WORDS[e.kind] + sentence[e.end - a:]
-                if len(sentence) - len(e.text) < min_context or e.text in question:
+                word = QUESTION_WORDS[e.kind]
+                wa, wb = a, b
+                if max_question_chars is not None:
+                    wa, wb = question_window(p.text, a, b, e.start, e.end,
+                                             max_question_chars - len(word) + len(e.text), bounds)
+                source = p.text[wa:wb]
+                question = source[:e.start - wa] + word + source[e.end - wa:]
+                if len(source) - len(e.text) < min_context or e.text in question:
                     continue
-                if any(e.text in t and sentence not in t for t in others):
-                    out.append((i, sentence, question, e))
+                if any(e.text in t and source not in t for t in others):
+                    out.append((i, a, source, question, e))
     return out
 
 
@@ -116,11 +156,14 @@ def _passages(document, i, sentence, answer, pool, rng, max_same, n_other, max_c
 
 
 def cloze_records(documents, rng, per_document=2, max_same=4, n_other=1, max_chars=None, min_context=8,
-                  prefix=""):
+                  max_question_chars=None, prefix=""):
     """Cloze questions from a list of documents: (records, facts), aligned lists.
 
     records: data.py's layout {"id", "question", "passages": [{"passage", "answer"}]}
-    facts: {"type": the entity's tag, "sentence": the question's own sentence, "document": its doc_id,
+    max_question_chars: None (a whole sentence) or the longest question, cut to whole clauses around
+            the question word (question_window); a model reading 24 question tokens sees about 22
+    facts: {"type": the entity's tag, "sentence": the question's own text (its sentence, or the part of it
+            kept), "document": its doc_id,
             "passage_entities": [[(text, kind), ...] per passage]}, for the baselines and per-type scores
     rng: numpy Generator (documents in order; the same seed gives the same questions)
     """
@@ -128,20 +171,21 @@ def cloze_records(documents, rng, per_document=2, max_same=4, n_other=1, max_cha
                              ("n_other", n_other, 0), ("min_context", min_context, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-    if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
-        raise ValueError(f"max_chars: expected None or an int >= 1, got {max_chars!r}")
+    for name, value, low in (("max_chars", max_chars, 1), ("max_question_chars", max_question_chars, 8)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"{name}: expected None or an int >= {low}, got {value!r}")
     records, facts = [], []
     for doc in documents:
-        found = candidates(doc, min_context)
+        found = candidates(doc, min_context, max_question_chars)
         used, k = set(), 0
         for c in rng.permutation(len(found)):
-            i, sentence, question, entity = found[c]
-            if k >= per_document or (i, sentence) in used:
+            i, start, sentence, question, entity = found[c]
+            if k >= per_document or (i, start) in used:
                 continue
             chosen = _passages(doc, i, sentence, entity.text, documents, rng, max_same, n_other, max_chars)
             if chosen is None:
                 continue
-            used.add((i, sentence))
+            used.add((i, start))
             records.append({"id": f"{prefix}{doc.doc_id}-{k}", "question": question,
                             "passages": [{"passage": t, "answer": entity.text if entity.text in t else ""}
                                          for t, _ in chosen]})
