@@ -2,7 +2,8 @@
 
 Chinese BERT with whole-word masking (Cui et al., 2019, "Pre-Training with Whole Word Masking for Chinese
 BERT") tokenizes Chinese into characters but masks words: when a word is chosen, every one of its
-characters is masked. Its data follow Google's `create_pretraining_data.py` with `do_whole_word_mask`:
+characters is masked. The selection here is that of Google's `create_pretraining_data.py` with
+`do_whole_word_mask` (BERT's own whole-word masking, which that work carried to Chinese words):
 
   1. a row of T real tokens gets a budget of n = max(1, round(rate * T)) predictions;
   2. its words are taken in a random order, and a word is chosen when all its tokens still fit in the
