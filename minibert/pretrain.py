@@ -108,7 +108,8 @@ def progress(step, steps, done, seconds):
     return f"{rate:.1f} updates/s, {left // 60} min {left % 60:02d} s left"
 
 
-def train(args, log=sys.stderr):
+def train(args, log=None):
+    log = sys.stderr if log is None else log
     tok, config, rows, options, fingerprint = prepare(args)
     start = load_train_state(args.out, fingerprint, log=log) if (args.out and args.resume) else None
     if start is None:

@@ -10,6 +10,7 @@ for 10 MB of text without spaces).
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -128,3 +129,119 @@ def test_config_json_nested_100000_deep_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="config.json"):
         BertConfig.from_json(str(tmp_path))
+
+
+# ---- command lines: refused before any work, one or two lines, exit status 2, no traceback ----------------
+
+SMALL = ["--lines", "200", "--steps", "4", "--batch-size", "4", "--maxlen", "32", "--layers", "1", "--hidden", "16",
+         "--heads", "2", "--intermediate", "32", "--eval-every", "2", "--save-every", "2"]
+
+
+def _cli(module, *args, timeout=60):
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _assert_refused(rc, err, *fragments):
+    assert rc == 2, err
+    assert "Traceback" not in err and 1 <= len(err.strip().splitlines()) <= 2, err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--save-every", "0"], ["argument --save-every: expected an int >= 1, got '0'"]),
+    (["--batch-size", "0"], ["argument --batch-size: expected an int >= 1, got '0'"]),
+    (["--mask-rate", "1.5"], ["argument --mask-rate: expected a number in (0, 1], got '1.5'"]),
+    (["--mask-rate", "0"], ["argument --mask-rate"]),
+    (["--steps", "-3"], ["argument --steps"]), (["--accum", "x"], ["argument --accum"]),
+    (["--lr", "inf"], ["argument --lr"]), (["--dropout", "1"], ["argument --dropout"]),
+    (["--ema", "1.0"], ["argument --ema"]), (["--seed", "-1"], ["argument --seed"]),
+    (["--eval-every", "0"], ["argument --eval-every"]), (["--maxlen", "2"], ["argument --maxlen"]),
+    (["--layers", "10000000"], ["--layers (config.num_hidden_layers) must be an int in [1, 1,000]"]),
+    (["--hidden", "30", "--heads", "4"], ["--hidden (config.hidden_size) (30) must be divisible"]),
+    (["--optimizer", "sgd"], ["--optimizer must be 'adamw' or 'lamb'"]),
+    (["--corpus", "/nonexistent/corpus.txt", "--vocab", "/nonexistent/v.txt"], ["--corpus file not found"]),
+    (["--no-such-flag"], ["unrecognized arguments: --no-such-flag"]),
+])
+def test_pretrain_refuses_bad_arguments_before_any_work(args, fragments):
+    rc, out, err = _cli("minibert.pretrain", *SMALL, *args)
+    _assert_refused(rc, err, *fragments)
+    assert out == "" and "held-out" not in err                      # no training step ran
+
+
+def test_pretrain_checks_out_before_training(tmp_path):
+    (tmp_path / "file").write_text("x")
+    rc, _, err = _cli("minibert.pretrain", *SMALL, "--out", str(tmp_path / "file"))
+    _assert_refused(rc, err, "exists and is not a folder")
+    rc, _, err = _cli("minibert.pretrain", *SMALL, "--out", str(tmp_path / "file" / "run"))
+    _assert_refused(rc, err, "cannot write there")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "data.csv").write_text("1,2\n")
+    rc, _, err = _cli("minibert.pretrain", *SMALL, "--out", str(theirs))
+    _assert_refused(rc, err, "holds files that are not this program's checkpoints")
+    assert os.listdir(theirs) == ["data.csv"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes to read-only folders")
+def test_pretrain_reports_a_read_only_out_before_training(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    try:
+        rc, _, err = _cli("minibert.pretrain", *SMALL, "--out", str(locked / "run"))
+        _assert_refused(rc, err, "cannot write there (Permission denied)")
+    finally:
+        os.chmod(locked, 0o755)
+
+
+def test_pretrain_keeps_a_users_folders_in_its_run_and_resumes(tmp_path, capsys):
+    from minibert import pretrain
+    out = tmp_path / "run"
+    assert pretrain.main(SMALL + ["--steps", "8", "--out", str(out)]) == 0
+    # as if killed after step 6: the last checkpoint gone, LATEST at step 6
+    shutil.rmtree(out / "step-00000008")
+    (out / "LATEST").write_text("step-00000006\n")
+    for name in ("step-0-notes", ".tmp-mine", ".old-keep"):
+        (out / name).mkdir()
+        (out / name / "note.txt").write_text(name)
+    capsys.readouterr()
+    assert pretrain.main(SMALL + ["--steps", "8", "--out", str(out), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "resumed from" in err and "updates/s" in err and "left" in err
+    for name in ("step-0-notes", ".tmp-mine", ".old-keep"):
+        assert (out / name / "note.txt").read_text() == name
+    assert (out / "LATEST").read_text().strip() == "step-00000008"
+
+
+def test_pretrain_result_is_a_function_of_seed_and_flags(capsys):
+    from minibert import pretrain
+    lines = []
+    for _ in range(2):
+        assert pretrain.main(SMALL) == 0
+        lines.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert lines[0] == lines[1]
+    assert "seconds" not in json.loads(lines[0])
+
+
+def test_latex_cube_check_errors_are_one_line(tmp_path):
+    (tmp_path / "latin1.tex").write_bytes("\\begin{array}{c} caf\xe9 \\end{array}".encode("latin-1"))
+    (tmp_path / "empty.tex").write_text("no drawing here")
+    cases = [(["check", str(tmp_path / "missing.tex")], "missing.tex: no such file"),
+             (["check", str(tmp_path / "latin1.tex")], "latin1.tex: not UTF-8 text"),
+             (["check", str(tmp_path / "empty.tex")], "empty.tex: tex: expected \\begin{array}"),
+             (["check"], "the following arguments are required: file"),
+             (["--symmetry", "48"], "argument --symmetry: expected an int in 0..47, got '48'"),
+             (["--out", str(tmp_path / "latin1.tex")], "exists and is not a folder")]
+    for args, fragment in cases:
+        rc, _, err = _cli("latex_cube", *args)
+        _assert_refused(rc, err, fragment)
+    rc, _, err = _cli("latex_cube", "check", str(tmp_path / "missing.tex"), "--debug")
+    assert rc == 1 and "Traceback" in err                             # the traceback, when asked for
+
+
+def test_latex_cube_help_shows_every_subcommand():
+    rc, out, _ = _cli("latex_cube", "--help")
+    assert rc == 0 and "check FILE" in out and "subcommands:" in out
