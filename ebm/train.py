@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gan.optim import Adam
+from gan.progress import Progress
 from smoothing import get_xp
 
 from .buffer import ReplayBuffer
@@ -63,7 +64,8 @@ def cd_loss_forward(params, x_pos, x_neg, lam, state=None):
     B = x_pos.shape[0]
     U, net_cache = energy_forward(params, get_xp(x_pos).concatenate([x_pos, x_neg]), state)
     U_pos, U_neg = U[:B], U[B:]
-    loss = U_pos.mean() - U_neg.mean() + lam * ((U_pos ** 2).mean() + (U_neg ** 2).mean())
+    with np.errstate(over="ignore", invalid="ignore"):          # a diverged run is refused by train()
+        loss = U_pos.mean() - U_neg.mean() + lam * ((U_pos ** 2).mean() + (U_neg ** 2).mean())
     return float(loss), (net_cache, U_pos, U_neg, lam)
 
 
@@ -91,6 +93,7 @@ def train(data, cfg, rng, log_every=0, fused=False):
     buffer = ReplayBuffer(cfg.buffer_size, 2, -cfg.box, cfg.box, reinit=cfg.reinit, dtype=dtype)
     data = data.astype(dtype, copy=False)
     history = []
+    clock = Progress(cfg.iters, word="iter")
     for it in range(1, cfg.iters + 1):
         x_pos = data[rng.integers(0, data.shape[0], cfg.batch)]           # (B, 2)
         x_neg = practical_langevin(neural_energy(params, state, fused=fused), buffer.sample(cfg.batch, rng),
@@ -107,8 +110,8 @@ def train(data, cfg, rng, log_every=0, fused=False):
             _, U_pos, U_neg, _ = cache
             history.append({"iter": it, "loss": loss, "U_data": float(U_pos.mean()),
                             "U_samples": float(U_neg.mean())})
-            print(f"iter {it}/{cfg.iters}  loss {loss:+.4f}  U(data) {U_pos.mean():+.3f}  "
-                  f"U(samples) {U_neg.mean():+.3f}", file=sys.stderr, flush=True)
+            print(f"{clock.line(it)}  loss {loss:+.4f}  U(data) {float(U_pos.mean()):+.3f}  "
+                  f"U(samples) {float(U_neg.mean()):+.3f}", file=sys.stderr, flush=True)
     return params, state, buffer, history
 
 

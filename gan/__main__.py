@@ -1,6 +1,7 @@
 """`python -m gan [train]`: train one GAN on 2-D data; `python -m gan compare`: plain against CR.
 
 The last line of stdout is one JSON object with the headline figures; progress goes to stderr.
+Pictures go to out/gan/<run name>.png (the name says the data set, and -quick for a --quick run).
 """
 import argparse
 import json
@@ -16,23 +17,58 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from .arguments import natural, positive_float, positive_int  # noqa: E402
 from .cascade import G_STAGES  # noqa: E402
 from .compare import default_config, format_table, run_compare, summarize  # noqa: E402
 from .data import DATASETS  # noqa: E402
 from .losses import LOSSES  # noqa: E402
+
+COMMANDS = ("train", "compare")
 
 
 def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+
+
 def _common(p):
-    p.add_argument("--quick", action="store_true", help="the same pipeline with a small budget")
-    p.add_argument("--steps", type=int, default=None, help="training steps (D and G once each)")
+    p.add_argument("--quick", action="store_true", help="the same pipeline with a small budget (< 1 min)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (D and G once each)")
     p.add_argument("--loss", choices=LOSSES, default="ns")
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="learning rate of both D and G")
+    p.add_argument("--batch", type=positive_int, default=None)
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate of both D and G")
     p.add_argument("--spectral-norm", action="store_true", help="spectral norm on D's hidden layers")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m gan", description=__doc__.splitlines()[0],
+        epilog="Without a command, `python -m gan [options]` is `python -m gan train [options]`. "
+               "`python -m gan COMMAND --help` lists a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,compare}")
+    t = sub.add_parser("train", help="train one GAN and plot its samples (the default command)")
+    _common(t)
+    t.add_argument("--data", choices=sorted(DATASETS), default="ring")
+    t.add_argument("--stages", type=positive_int, default=4, help="N, the cascade scores (1 = plain D)")
+    t.add_argument("--g-stages", choices=G_STAGES, default="all")
+    t.add_argument("--seed", type=natural, default=0)
+    t.add_argument("--out", default=os.path.join("out", "gan"), help="folder for the picture")
+    t.add_argument("--name", default=None, help="the run's name, the picture's file name "
+                                                "(default: the data set, -quick for --quick)")
+    t.add_argument("--png", default=None, help="the picture's path instead of OUT/NAME.png ('' for none)")
+    c = sub.add_parser("compare", help="plain N=1 against CR N=2,4,8 over seeds")
+    _common(c)
+    c.add_argument("--data", nargs="+", choices=sorted(DATASETS), default=None,
+                   help="data sets (default ring grid; quick: ring)")
+    c.add_argument("--stages", nargs="+", type=positive_int, default=None,
+                   help="values of N (default 1 2 4 8; quick: 1 4)")
+    c.add_argument("--g-stages", nargs="+", choices=G_STAGES, default=None,
+                   help="G's loss over all stages or the first (default both; quick: all)")
+    c.add_argument("--seeds", type=positive_int, default=None, help="seeds per setting (default 5, quick 2)")
+    c.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel processes")
+    return parser
 
 
 def _config(args):
@@ -46,35 +82,61 @@ def _config(args):
     return cfg
 
 
-def main_train(args):
+def _png_path(parser, args):
+    """The picture's path (None for none), its folder created and checked before any training."""
+    if args.png == "":
+        return None
+    path = args.png or os.path.join(args.out, (args.name or args.data + ("-quick" if args.quick else ""))
+                                    + ".png")
+    folder = os.path.dirname(path) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        parser.error(f"cannot create the output folder {folder}: {err.strerror}")
+    if not os.access(folder, os.W_OK):
+        parser.error(f"the output folder {folder} is not writable")
+    return path
+
+
+def main_train(args, png):
     from .plot import plot_samples
     from .train import train
 
     cfg = replace(_config(args), data=args.data, n_stages=args.stages, g_stages=args.g_stages,
                   seed=args.seed)
     model, res = train(cfg, progress=_log, log_every=max(1, cfg.steps // 10))
-    png = None if args.png == "" else plot_samples(model, cfg, args.png, np.random.default_rng([cfg.seed, 2]))
-    _log(f"{cfg.data}: {res['modes_covered']}/{res['n_modes']} modes covered, high-quality fraction "
-         f"{res['high_quality']:.3f}, KL to uniform {res['kl']:.3f}, {res['train_seconds']:.1f} s"
-         + (f"; samples in {png}" if png else "; no PNG (matplotlib missing or --png '')"))
+    if png is not None:
+        png = plot_samples(model, cfg, png, np.random.default_rng([cfg.seed, 2]))
+    _log(f"{cfg.data}: {res['modes_covered']}/{res['n_modes']} modes covered (untrained generator: "
+         f"{res['start']['modes_covered']}), high-quality fraction {res['high_quality']:.3f} "
+         f"(untrained: {res['start']['high_quality']:.3f}), KL to uniform {res['kl']:.3f}, "
+         f"{res['train_seconds']:.1f} s" + (f"; samples in {png}" if png else "; no PNG (matplotlib "
+                                                                            "missing or --png '')"))
     keys = ("modes_covered", "n_modes", "high_quality", "kl", "d_loss", "g_loss", "train_seconds")
     print(json.dumps({"command": "train", "data": cfg.data, "n_stages": cfg.n_stages,
-                      "g_stages": cfg.g_stages, "loss": cfg.loss, "steps": cfg.steps, "seed": cfg.seed,
-                      **{k: res[k] for k in keys}, "png": png}))
+                      "g_stages": cfg.g_stages, "loss": cfg.loss, "steps": cfg.steps, "batch": cfg.batch,
+                      "seed": cfg.seed, **{k: res[k] for k in keys},
+                      "untrained": {k: res["start"][k] for k in ("modes_covered", "high_quality", "kl")},
+                      "png": png}))
 
 
 def main_compare(args):
     base = _config(args)
+    if args.quick and args.steps is None:
+        base = replace(base, steps=1000)                 # four runs, not one: half the quick budget each
     seeds = args.seeds if args.seeds is not None else (2 if args.quick else 5)
+    data = args.data or (["ring"] if args.quick else ["ring", "grid"])
+    stages = args.stages or ([1, 4] if args.quick else [1, 2, 4, 8])
+    g_stages = args.g_stages or (["all"] if args.quick else list(G_STAGES))
     t0 = time.perf_counter()
-    results = run_compare(base, args.data, args.stages, args.g_stages, seeds, args.jobs, _log)
+    results = run_compare(base, data, stages, g_stages, seeds, args.jobs, _log)
     summary = summarize(results)
     print(f"Equal budget: {base.steps} steps, batch {base.batch}, {base.loss} loss, lr {base.lr_d}, "
           f"{seeds} seeds per setting; mean +- standard deviation over seeds.")
     print(format_table(summary))
-    compact = {data: {label: {m: [round(v[0], 4), round(v[1], 4)] for m, v in s.items()
-                              if isinstance(v, tuple)} for label, s in by.items()}
-               for data, by in summary.items()}
+    compact = {d: {label: {m: [round(v[0], 4), round(v[1], 4)] for m, v in s.items()
+                           if isinstance(v, tuple)} for label, s in by.items()}
+               for d, by in summary.items()}
     print(json.dumps({"command": "compare", "steps": base.steps, "batch": base.batch, "loss": base.loss,
                       "seeds": seeds, "total_seconds": round(time.perf_counter() - t0, 1),
                       "mean_std": compact}))
@@ -82,30 +144,21 @@ def main_compare(args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-"):
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
         argv = ["train"] + argv
-    parser = argparse.ArgumentParser(prog="python -m gan", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train one GAN and plot its samples")
-    _common(t)
-    t.add_argument("--data", choices=sorted(DATASETS), default="ring")
-    t.add_argument("--stages", type=int, default=4, help="N, the cascade scores (1 = plain D)")
-    t.add_argument("--g-stages", choices=G_STAGES, default="all")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--png", default="gan_samples.png", help="output image ('' for none)")
-    c = sub.add_parser("compare", help="plain N=1 against CR N=2,4,8 over seeds")
-    _common(c)
-    c.add_argument("--data", nargs="+", choices=sorted(DATASETS), default=["ring", "grid"])
-    c.add_argument("--stages", nargs="+", type=int, default=[1, 2, 4, 8])
-    c.add_argument("--g-stages", nargs="+", choices=G_STAGES, default=list(G_STAGES))
-    c.add_argument("--seeds", type=int, default=None, help="seeds per setting (default 5, quick 2)")
-    c.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "train" and args.stages < 1 or args.command == "compare" and min(args.stages) < 1:
-        parser.error("--stages: N must be >= 1")
-    if args.steps is not None and args.steps < 1:
-        parser.error("--steps must be >= 1")
-    (main_train if args.command == "train" else main_compare)(args)
+    png = _png_path(parser, args) if args.command == "train" else None
+    try:
+        if args.command == "train":
+            main_train(args, png)
+        else:
+            main_compare(args)
+    except ValueError as err:                       # bad data or settings found during the run
+        if args.debug:
+            raise
+        print(f"python -m gan: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -82,6 +82,11 @@ def format_table(summary):
     return "\n".join(lines)
 
 
+QUICK = {"steps": 2000, "batch": 64, "lr_d": 2e-3, "lr_g": 2e-3}
+
+
 def default_config(quick):
-    """The shared budget of `python -m gan compare` (and of `--quick`)."""
-    return GANConfig(steps=300, n_eval=1000) if quick else GANConfig()
+    """The budget of `python -m gan` and `compare`: 2500 steps of batch 128 at lr 1e-3, or with quick
+    2000 steps of batch 64 at lr 2e-3 (a quarter of the samples seen, about a fifth of the time).
+    """
+    return GANConfig(**QUICK) if quick else GANConfig()

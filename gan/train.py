@@ -6,7 +6,6 @@ Each step updates D once on a real and a fake batch, then G once on a fresh fake
 with respect to x (the `dx` of the same backward pairs) is what carries the signal into G.
 With n_stages = 1 the head is the plain linear score <v, w>.
 """
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ from .cascade import (cascade_backward, cascade_forward, cascade_init, cr_d_loss
 from .data import get_dataset, mode_metrics, sample_data
 from .mlp import mlp_backward, mlp_forward, mlp_init
 from .optim import Adam
+from .progress import Progress
 
 
 @dataclass
@@ -108,22 +108,26 @@ def evaluate(model, cfg, rng):
 def train(cfg, progress=None, log_every=500):
     """Train one GAN. Returns (model, result dict with metrics, losses, seconds and the config).
 
-    progress: optional callable(str) for a progress line every `log_every` steps.
+    The numbers depend on cfg alone (the seed included); only train_seconds depends on the machine.
+    result["start"] holds the metrics of the untrained generator, the baseline of what was learned.
+    progress: optional callable(str) for a progress line every `log_every` steps (with updates per
+    second and the time left).
     """
     if cfg.steps < 1 or cfg.batch < 1:
         raise ValueError(f"steps and batch must be >= 1, got steps={cfg.steps}, batch={cfg.batch}")
     rng = np.random.default_rng(cfg.seed)
     model = init_gan(cfg, rng)
+    start = evaluate(model, cfg, np.random.default_rng([cfg.seed, 1]))
     opt_d = Adam(model["D"], cfg.lr_d, betas=(0.5, 0.999))
     opt_g = Adam(model["G"], cfg.lr_g, betas=(0.5, 0.999))
-    t0 = time.perf_counter()
+    clock = Progress(cfg.steps)
     for step in range(1, cfg.steps + 1):
         d_loss, per_stage = d_step(model, opt_d, cfg, rng)
         g_loss = g_step(model, opt_g, cfg, rng)
         if progress is not None and (step % log_every == 0 or step == cfg.steps):
-            progress(f"step {step}/{cfg.steps}  D {d_loss:.4f}  G {g_loss:.4f}  "
+            progress(f"{clock.line(step)}  D {d_loss:.4f}  G {g_loss:.4f}  "
                      f"per-stage D {' '.join(f'{x:.3f}' for x in per_stage)}")
-    seconds = time.perf_counter() - t0
+    seconds = clock.clock() - clock.start
     metrics = evaluate(model, cfg, np.random.default_rng([cfg.seed, 1]))
-    return model, {"config": asdict(cfg), **metrics, "d_loss": d_loss, "g_loss": g_loss,
+    return model, {"config": asdict(cfg), **metrics, "start": start, "d_loss": d_loss, "g_loss": g_loss,
                    "d_loss_per_stage": per_stage, "train_seconds": round(seconds, 3)}

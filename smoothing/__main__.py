@@ -4,7 +4,8 @@
 
 For each function it prints the exact value, then one line per temperature T with the smooth value,
 the error |smooth - exact| and the bound from the function's docstring (ok when error <= bound).
-With matplotlib installed it also draws the functions and their error curves to DIR/smoothing.png.
+With matplotlib installed it also draws the functions and their error curves to DIR/smoothing.png
+(DIR/smoothing-quick.png for --quick, so a quick run keeps the full run's picture; DIR is out/smoothing).
 The last line of stdout is one JSON object with the totals.
 """
 import argparse
@@ -184,7 +185,7 @@ def plot(out_dir, quick):
                        "dotted: its proven bound.\nsoft_topk_recursive and soft F1 have no bound.",
                        fontsize=11, va="center")
     fig.tight_layout()
-    path = os.path.join(out_dir, "smoothing.png")
+    path = os.path.join(out_dir, "smoothing-quick.png" if quick else "smoothing.png")
     fig.savefig(path, dpi=80 if quick else 110)
     plt.close(fig)
     return path
@@ -196,6 +197,13 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("out", "smoothing"), help="folder for the PNG plot")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot even if matplotlib is here")
     args = parser.parse_args(argv)
+    if not args.no_plot:                                  # the folder is checked before any work
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as err:
+            parser.error(f"cannot create the output folder {args.out}: {err.strerror}")
+        if not os.access(args.out, os.W_OK):
+            parser.error(f"the output folder {args.out} is not writable")
     start = time.perf_counter()
     temps = (1.0, 0.01) if args.quick else (1.0, 0.1, 0.01)
     checks, within, worst = report(temps)

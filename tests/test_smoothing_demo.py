@@ -13,7 +13,8 @@ def test_quick_demo(tmp_path, capsys):
     record = json.loads(lines[-1])
     assert record["demo"] == "smoothing" and record["checks"] > 30
     assert record["within_bound"] == record["checks"]
-    assert (tmp_path / "smoothing.png").stat().st_size > 10_000
+    assert (tmp_path / "smoothing-quick.png").stat().st_size > 10_000
+    assert record["plot"].endswith("smoothing-quick.png")
     assert any(line.startswith("soft_topk_exp") for line in lines)
 
 

@@ -27,6 +27,7 @@ import pytest
 from smoothing import get_xp, log_softmax, logsumexp, softmax
 from tests.strict_arrays import StrictArray, StrictGenerator, strict, to_numpy, to_strict
 
+
 def _assert_strict_like(got, want, rtol, atol, what):
     """got: StrictArrays (a dict, list or one array) equal to the NumPy run's `want`."""
     if isinstance(want, dict):
