@@ -9,7 +9,9 @@ all-reduce the gradient (5.4 M numbers), then both take the full optimizer step.
 runs as its own `mpiexec -n N` job (N = 1, 1, 2), the three in turn, `--repeats` rounds; the figure of
 a configuration is tokens / median seconds of its 4 timed updates (after a warm-up update). --quick: 2
 layers, hidden 128, vocabulary 4096, length 64, one round. The last line is JSON: tokens per second of each,
-and the 2-rank speedups (target: at least 1.6 over 1 rank of 1 thread).
+and the 2-rank speedups (target: at least 1.6 over 1 rank of 1 thread). It also gives the CPU seconds an
+update takes on 1 rank and on the busiest of 2 ranks (1 thread each): on a machine that other work keeps
+busy, their ratio is what the 2 ranks would gain with both cores to themselves, less the waits.
 """
 import argparse
 import json
@@ -55,13 +57,17 @@ def _launch(ranks, threads, quick):
 def run(args):
     rounds = 1 if args.quick else (args.repeats or 3)
     found = {name: [] for name, _, _ in CONFIGS}
+    cpu = {name: [] for name, _, _ in CONFIGS}
     for r in range(rounds):
         for name, ranks, threads in CONFIGS:
             out = _launch(ranks, threads, args.quick)
             found[name].append(out["tokens_per_second"])
+            cpu[name].append(out["cpu_seconds_per_update"])
             print(f"  round {r + 1}/{rounds}: {name}: {out['tokens_per_second']:.0f} tokens/s "
-                  f"({out['seconds_per_update']:.3f} s an update)", file=sys.stderr, flush=True)
+                  f"({out['seconds_per_update']:.3f} s an update, the busiest rank's CPU "
+                  f"{out['cpu_seconds_per_update']:.3f} s)", file=sys.stderr, flush=True)
     tps = {name: statistics.median(v) for name, v in found.items()}
+    cpu_one, _, cpu_two_ranks = (statistics.median(cpu[name]) for name, _, _ in CONFIGS)
     one, two_threads, two_ranks = (tps[name] for name, _, _ in CONFIGS)
     size = _sizes(args.quick)
     tokens = ACCUM * size["rows"] * size["maxlen"]
@@ -70,6 +76,8 @@ def run(args):
                   speedup_2_ranks_vs_1_thread=round(two_ranks / one, 3),
                   speedup_2_ranks_vs_2_threads=round(two_ranks / two_threads, 3),
                   speedup_2_threads_vs_1_thread=round(two_threads / one, 3), target_vs_1_thread=1.6,
+                  cpu_seconds_per_update_1_rank=round(cpu_one, 4),
+                  cpu_seconds_per_update_busiest_of_2_ranks=round(cpu_two_ranks, 4),
                   load_average=[round(x, 2) for x in os.getloadavg()], rounds=rounds)
 
 
@@ -103,12 +111,14 @@ def worker(quick):
             micro.append((inputs, masked, ids[rows], np.ones((B, T), bool), mrng))
         barrier = comm.Ibarrier()                        # start together; wait without spinning a core
         wait_or_abort(barrier.Test, comm, 600.0, "the other ranks to start an update")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         update_step(params, cfg, optimizer, flat, reducer, micro, step)
-        times.append(time.perf_counter() - t0)
-    seconds = statistics.median(times[1:])
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    seconds = statistics.median(t for t, _ in times[1:])
+    cpu = np.array([statistics.median(c for _, c in times[1:])])        # this rank's CPU seconds
+    comm.Allreduce(MPI.IN_PLACE, cpu, op=MPI.MAX)
     if comm.rank == 0:
-        print(json.dumps({"ranks": comm.size, "seconds_per_update": seconds,
+        print(json.dumps({"ranks": comm.size, "seconds_per_update": seconds, "cpu_seconds_per_update": cpu[0],
                           "tokens_per_second": ACCUM * B * T / seconds}))
 
 

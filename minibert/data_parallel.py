@@ -34,9 +34,10 @@ Why the buckets are not reduced during the backward: bert_backward hands back th
 when it is done, and MPICH advances a nonblocking reduction only inside MPI calls, so there is no
 point in the backward where a bucket could travel; on 2 cores there is no spare core for it either.
 """
+import argparse
 import hashlib
+import io
 import json
-import os
 import sys
 import time
 
@@ -47,7 +48,7 @@ from smoothing import get_xp
 from .mlm import mlm_forward_backward, whole_word_mask
 from .model import init_params
 from .optim import EMA, AdamW
-from .pretrain import batches, evaluate, prepare
+from .pretrain_setup import batches, evaluate, prepare
 from .train_state import load_train_state, save_train_state
 
 
@@ -239,12 +240,31 @@ def check_same_state(comm, digest, timeout):
                          "do all ranks see the same --out directory and the same code?")
 
 
-def start_state(args, config, options, fingerprint, dtype):
+class OtherRankFailed(Exception):
+    """On the ranks that could start when another could not (that one says why)."""
+
+
+def on_every_rank(comm, timeout, work):
+    """work() on every rank, then agree: its result everywhere if it succeeded everywhere; else its error
+    where it failed and OtherRankFailed on the others, so no rank is left waiting for the rest."""
+    from mpi4py import MPI
+    try:
+        result, error = work(), None
+    except (ValueError, OSError) as err:
+        result, error = None, err
+    failed = np.array([error is not None], np.int64)
+    request = comm.Iallreduce(MPI.IN_PLACE, failed, op=MPI.MAX)
+    wait_or_abort(request.Test, comm, timeout, "the other ranks to start")
+    if error is not None:
+        raise error
+    if failed[0]:
+        raise OtherRankFailed()
+    return result
+
+
+def start_state(args, config, options, fingerprint, dtype, log):
     """Fresh weights from --seed, or the newest checkpoint of --out with --resume (read by every rank)."""
-    if args.out and not args.resume and os.path.isfile(os.path.join(args.out, "LATEST")):
-        raise ValueError(f"--out {args.out} already holds checkpoints; pass --resume to continue it "
-                         "or choose another directory")
-    start = load_train_state(args.out, fingerprint) if (args.out and args.resume) else None
+    start = load_train_state(args.out, fingerprint, log=log) if (args.out and args.resume) else None
     if start is not None:
         return start
     rng = np.random.default_rng(args.seed)
@@ -253,24 +273,31 @@ def start_state(args, config, options, fingerprint, dtype):
             "ema": EMA(params, args.ema) if args.ema else None, "data_position": {"epoch": 0, "index": 0}}
 
 
-def train_data_parallel(args, log=sys.stderr):
+def train_data_parallel(args, log=None):
     """pretrain.train with each global batch shared among the MPI ranks.
 
-    Returns the run summary on rank 0 and None on the other ranks. Errors in the arguments or the
-    checkpoint are raised alike on every rank (ValueError); any error later ends every rank.
+    Returns the run summary on rank 0 and None on the other ranks. A bad argument or checkpoint raises
+    ValueError on the ranks that find it (the others return None); any error later ends every rank.
     """
-    comm = world()
+    comm, log = world(), sys.stderr if log is None else log
     if not args.comm_timeout > 0 or not args.bucket_mb > 0:
         raise ValueError(f"--comm-timeout and --bucket-mb must be > 0, got {args.comm_timeout} and "
                          f"{args.bucket_mb}")
-    share = rank_share(args.accum, comm.size, comm.rank)
-    tok, config, rows, options, fingerprint = prepare(args)
-    fingerprint = dict(fingerprint, dtype=args.dtype, randomness="masks and dropout from Generator([key, k])")
-    state = start_state(args, config, options, fingerprint, np.dtype(args.dtype))
+    share, lead = rank_share(args.accum, comm.size, comm.rank), comm.rank == 0
+    # --out is checked by rank 0 alone: it writes a probe file there, which other ranks checking the same
+    # folder at the same moment would take for a stranger's file
+    mine = args if lead else argparse.Namespace(**dict(vars(args), out=None))
+    try:
+        tok, config, rows, options, fingerprint = on_every_rank(comm, args.comm_timeout, lambda: prepare(mine))
+        fingerprint = dict(fingerprint, dtype=args.dtype, randomness="masks and dropout from Generator([key, k])")
+        state = on_every_rank(comm, args.comm_timeout, lambda: start_state(
+            args, config, options, fingerprint, np.dtype(args.dtype), log if lead else io.StringIO()))
+    except OtherRankFailed:
+        return None
     digest = state_digest(state["params"], state["optimizer"], state["rng"], state["step"],
                           state["data_position"])
     check_same_state(comm, digest, args.comm_timeout)
-    if comm.rank == 0 and state["step"]:
+    if lead and state["step"]:
         print(f"resumed from {state['path']} at step {state['step']} on {comm.size} rank(s)", file=log, flush=True)
     try:
         return _train_loop(args, comm, share, tok, config, rows, fingerprint, state, log)

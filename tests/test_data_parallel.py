@@ -189,6 +189,16 @@ def _ranks_script(n, backend, timeout):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def test_a_problem_only_rank_0_sees_ends_every_rank_with_its_message(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("a user's file")
+    proc = subprocess.run(_pretrain(4, tmp_path / "r"), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("holds files that are not this program's checkpoints") == 1, proc.stderr[-2000:]
+    assert os.listdir(tmp_path / "r") == ["notes.txt"]
+
+
 def test_bucketed_reduction_sums_exactly_on_two_ranks():
     proc = _ranks_script(2, "numpy", 120)
     assert proc.returncode == 0, proc.stderr[-3000:]
