@@ -4,7 +4,8 @@
 
 The same work in all three: updates of a global batch of 4 micro-batches (8 rows of 128 tokens each,
 15% masked, dropout 0.1) through minibert.data_parallel.update_step on a 4-layer, hidden 256, vocabulary
-8192 BERT in float32, AdamW. One rank computes the 4 micro-batches itself; 2 ranks compute 2 each and
+8192 BERT in float32, AdamW, with the tuned ops (minibert.fast.OPS; --plain: the plain ones, where
+`python -m bench` offers the flag). One rank computes the 4 micro-batches itself; 2 ranks compute 2 each and
 all-reduce the gradient (5.4 M numbers), then both take the full optimizer step. Each configuration
 runs as its own `mpiexec -n N` job (N = 1, 1, 2), the three in turn, `--repeats` rounds; the figure of
 a configuration is tokens / median seconds of its 4 timed updates (after a warm-up update). --quick: 2
@@ -38,7 +39,7 @@ def _sizes(quick):
             "maxlen": 128, "updates": 4}
 
 
-def _launch(ranks, threads, quick):
+def _launch(ranks, threads, quick, plain):
     """Tokens per second of one `mpiexec -n ranks` job with `threads` BLAS threads a rank."""
     here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     mpiexec = here if os.access(here, os.X_OK) else shutil.which("mpiexec")
@@ -47,8 +48,8 @@ def _launch(ranks, threads, quick):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
     cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "bench.data_parallel", "--worker"]
-    proc = subprocess.run(cmd + (["--quick"] if quick else []), env=env, capture_output=True, text=True,
-                          timeout=900)
+    cmd += (["--quick"] if quick else []) + (["--plain"] if plain else [])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -60,7 +61,7 @@ def run(args):
     cpu = {name: [] for name, _, _ in CONFIGS}
     for r in range(rounds):
         for name, ranks, threads in CONFIGS:
-            out = _launch(ranks, threads, args.quick)
+            out = _launch(ranks, threads, args.quick, getattr(args, "plain", False))
             found[name].append(out["tokens_per_second"])
             cpu[name].append(out["cpu_seconds_per_update"])
             print(f"  round {r + 1}/{rounds}: {name}: {out['tokens_per_second']:.0f} tokens/s "
@@ -78,15 +79,18 @@ def run(args):
                   speedup_2_threads_vs_1_thread=round(two_threads / one, 3), target_vs_1_thread=1.6,
                   cpu_seconds_per_update_1_rank=round(cpu_one, 4),
                   cpu_seconds_per_update_busiest_of_2_ranks=round(cpu_two_ranks, 4),
+                  ops="plain" if getattr(args, "plain", False) else "fast",
                   load_average=[round(x, 2) for x in os.getloadavg()], rounds=rounds)
 
 
-def worker(quick):
+def worker(quick, plain):
     """One configuration under mpiexec; rank 0 prints its JSON line."""
     from mpi4py import MPI
 
     import minibert as mb
     from minibert.data_parallel import FlatGradients, MPIReducer, rank_share, update_step, wait_or_abort
+    from minibert.fast import OPS
+    from minibert.ops import PLAIN
     from minibert.mlm import whole_word_mask
     from minibert.optim import AdamW
 
@@ -96,7 +100,8 @@ def worker(quick):
                         max_position_embeddings=size["maxlen"])
     rng = np.random.default_rng(0)
     params = mb.init_params(cfg, rng, np.float32)
-    optimizer = AdamW(params, lr=1e-4, weight_decay=0.01)
+    ops = PLAIN if plain else OPS
+    optimizer = AdamW(params, ops=None if plain else OPS, lr=1e-4, weight_decay=0.01)
     flat, reducer = FlatGradients(params), MPIReducer(comm, timeout=600.0)
     B, T = size["rows"], size["maxlen"]
     ids = rng.integers(5, cfg.vocab_size, (ACCUM * B, T))                  # the global batch's rows
@@ -112,7 +117,7 @@ def worker(quick):
         barrier = comm.Ibarrier()                        # start together; wait without spinning a core
         wait_or_abort(barrier.Test, comm, 600.0, "the other ranks to start an update")
         t0, c0 = time.perf_counter(), time.process_time()
-        update_step(params, cfg, optimizer, flat, reducer, micro, step)
+        update_step(params, cfg, optimizer, flat, reducer, micro, step, ops=ops)
         times.append((time.perf_counter() - t0, time.process_time() - c0))
     seconds = statistics.median(t for t, _ in times[1:])
     cpu = np.array([statistics.median(c for _, c in times[1:])])        # this rank's CPU seconds
@@ -126,7 +131,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(prog="python -m bench.data_parallel")
     ap.add_argument("--worker", action="store_true", help="run one configuration (under mpiexec)")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--plain", action="store_true", help="the plain ops instead of minibert.fast's")
     a = ap.parse_args()
     if not a.worker:
         ap.error("run it as: python -m bench data_parallel")
-    worker(a.quick)
+    worker(a.quick, a.plain)

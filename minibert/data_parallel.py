@@ -47,6 +47,7 @@ from smoothing import get_xp
 
 from .mlm import mlm_forward_backward, whole_word_mask
 from .model import init_params
+from .ops import PLAIN
 from .optim import EMA, AdamW
 from .pretrain_setup import batches, evaluate, prepare
 from .train_state import load_train_state, save_train_state
@@ -181,18 +182,19 @@ class NcclReducer(MPIReducer):
             super().allreduce(host, what)
 
 
-def update_step(params, config, optimizer, flat, reducer, micro, step):
+def update_step(params, config, optimizer, flat, reducer, micro, step, ops=PLAIN):
     """One update, the same on every rank: this rank's micro-batches, the all-reduce, the AdamW step.
 
     micro: this rank's micro-batches, each (inputs, is_masked, labels, real, rng) as mlm_forward_backward
     takes them (B, T each; rng for dropout)    step: updates done before this one (for messages)
+    ops: the ops table of the forward and backward (ops.py)
     g = sum_k n_k g_k / sum_k n_k over the micro-batches of every rank
     returns (masked tokens, mean loss, mean accuracy) of the whole global batch
     """
     flat.zero()
     stats = np.zeros(3)                                  # sum n_k, sum n_k loss_k, sum n_k acc_k
     for inputs, is_masked, labels, real, rng in micro:
-        loss, acc, n, grads = mlm_forward_backward(params, config, inputs, is_masked, labels, real, rng)
+        loss, acc, n, grads = mlm_forward_backward(params, config, inputs, is_masked, labels, real, rng, ops=ops)
         flat.add(grads, n)
         stats += (n, n * loss, n * acc)
     reducer.allreduce(flat.buckets + [stats], f"the gradient all-reduce of update {step + 1}")
