@@ -1,6 +1,7 @@
 """Reading comprehension: the loader's checks, the synthetic corpus, the Sogou metric on hand-made cases."""
 import json
 import re
+from collections import Counter
 import subprocess
 import sys
 
@@ -66,18 +67,23 @@ def _subjects(passage):
 
 
 def test_answerless_passages_look_like_answering_ones():
-    """Whether a passage answers cannot be told from its length or from how often it names the person
-    asked about: only from what it says of them."""
+    """Every passage: four sentences about four different people of the question, all of the asked
+    relation; it answers exactly when the asked person is one of them (tests/test_reading_comprehension_
+    leaks.py checks that nothing else tells)."""
     train, _, _ = synthetic_corpus(400, 10, seed=5, n_people=200)
-    shapes = {True: set(), False: set()}
+    shapes = {True: Counter(), False: Counter()}
     for r in train:
         name = _asked_name(r["question"])
         asked = _asked_relation(r["question"], name)
+        people = set()
         for p in r["passages"]:
-            subjects = _subjects(p["passage"])
-            shapes[bool(p["answer"])].add((len(subjects), subjects.count(name)))
-            assert ((name, asked) in _sentences(p["passage"])) == bool(p["answer"])
-    assert shapes[True] == shapes[False] == {(4, 1)}
+            sents = _sentences(p["passage"])
+            subjects = [s for s, _ in sents]
+            people |= set(subjects)
+            shapes[bool(p["answer"])][(len(sents), len(set(subjects)), sum(rel == asked for _, rel in sents))] += 1
+            assert ((name, asked) in sents) == bool(p["answer"]) == (name in subjects)
+        assert len(people) <= 7 and name in people | {name}
+    assert set(shapes[True]) == set(shapes[False]) == {(4, 4, 4)}
 
 
 def test_easy_kind_of_the_curriculum():
@@ -118,8 +124,8 @@ def test_loader_refuses_non_json_and_non_list(tmp_path):
 
 
 def test_synthetic_corpus_seeded_held_out_and_varied(tmp_path):
-    train, test, none = synthetic_corpus(300, 100, seed=3, n_people=80)
-    again, test_again, stages = synthetic_corpus(300, 100, seed=3, n_people=80, curriculum=[("easy", 5)])
+    train, test, none = synthetic_corpus(300, 100, seed=3, n_people=400)
+    again, test_again, stages = synthetic_corpus(300, 100, seed=3, n_people=400, curriculum=[("easy", 5)])
     assert train == again and test == test_again, "seeded, and independent of the curriculum"
     assert none == [] and len(stages[0][1]) == 5
     path = tmp_path / "t.json"

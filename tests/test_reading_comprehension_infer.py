@@ -190,6 +190,7 @@ def test_quick_demo_runs(tmp_path):
     figures = json.loads(lines[-1])
     assert figures["questions"] == 20 and 0.0 <= figures["score"] <= 1.0 and figures["train_steps"] == 60
     assert figures["completed"] is True and "updates/s" in out.stderr and "s left" in out.stderr
+    assert 0.0 <= figures["baseline_score"] <= 0.3 and "name-blind" in out.stdout
     # the budget is in updates: a second run with the same seed prints the same figures and examples
     again = _quick_demo(tmp_path / "again", env)
     assert [ln for ln in again.stdout.splitlines() if ln.startswith("Q: ")] == \

@@ -26,6 +26,7 @@ from ..tokenizer import Tokenizer  # noqa: E402
 from ..vocab import save_vocab  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .baseline import baseline_score  # noqa: E402
 from .data import accepted_answers, corpus_characters, load_records, save_records, synthetic_corpus  # noqa: E402
 from .infer import answer, encode_question  # noqa: E402
 from .metric import exact_match, read_predictions, score_predictions, write_predictions  # noqa: E402
@@ -245,13 +246,15 @@ def run_demo(args):
     na = {k: "n/a" if s[k] is None else f"{s[k]:.3f}" for k in ("no_answer_precision", "no_answer_recall")}
     print(f"held-out: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score {s['score']:.3f}  no-answer "
           f"precision {na['no_answer_precision']}  recall {na['no_answer_recall']}  {qps:.1f} questions/s")
+    base, reader = baseline_score(test)
+    print(f"best name-blind reader ({reader}): score {base:.3f}")
     if args.ablations:
         run_ablations(args, tok, config, params, test)
     if not completed:
         print(f"NOTE: training was cut short by --minutes {args.minutes:g} after {history[-1][0]} updates; "
               "these figures are not those of the full budget")
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
-               "completed": completed, **_rounded(s),
+               "completed": completed, **_rounded(s), "baseline_score": round(base, 4),
                "questions_per_second": round(qps, 1), "train_steps": history[-1][0] if history else 0,
                "train_loss_last": round(history[-1][1], 4) if history else None,
                "seconds_to_train": round(train_seconds, 1),

@@ -23,19 +23,25 @@ import numpy as np
 
 SURNAMES = list("王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗")
 GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英华玉兰")
-CITIES = ["临江市", "青石镇", "云川县", "白沙市", "东港市", "北原县", "南湖镇", "西岭村", "龙泉市",
-          "金山县", "凤城市", "宁远县", "安平镇", "长乐市", "玉溪村", "松阳县"]
-JOBS = ["医生", "教师", "律师", "厨师", "画家", "工程师", "记者", "歌手", "飞行员", "农民", "警察", "作家"]
-SCHOOLS = ["清风大学", "明德学院", "海川大学", "启航中学", "南山学院", "北辰大学", "星河中学", "东方学院"]
-HOBBIES = ["游泳", "下棋", "爬山", "钓鱼", "唱歌", "跳舞", "绘画", "读书", "摄影", "骑车"]
+# The values of each relation share no character with one another: a wrong value of the asked kind
+# gets no partial credit from the metric's character F1, so guessing among them is worth what it wins.
+CITIES = ["临江", "青石", "云川", "白沙", "东港", "北原", "南湖", "西岭", "龙泉", "金山", "凤城", "宁远",
+          "安平", "长乐", "玉溪", "松阳"]
+JOBS = ["医生", "教师", "画家", "记者", "歌手", "农民", "警察", "飞行员", "会计", "司机", "保安"]
+SCHOOLS = ["清风", "明德", "海川", "启航", "南山", "北辰", "星河", "东方"]
+HOBBIES = ["游泳", "下棋", "爬山", "钓鱼", "唱歌", "跳舞", "绘画", "读书", "摄影", "骑车", "滑冰", "射箭",
+           "打球", "种花"]
 # relation: (fact template, question templates)
 RELATIONS = {
     "birthplace": ("{e}出生于{v}。", ["{e}出生在哪里？", "{e}的出生地是哪里？"]),
     "job": ("{e}是一名{v}。", ["{e}的职业是什么？", "{e}是做什么工作的？"]),
-    "school": ("{e}毕业于{v}。", ["{e}毕业于哪所学校？", "{e}是哪个学校毕业的？"]),
+    "school": ("{e}毕业于{v}大学。", ["{e}毕业于哪所大学？", "{e}是哪个大学毕业的？"]),
     "colleague": ("{e}的同事是{v}。", ["{e}的同事是谁？"]),
     "hobbies": ("{e}喜欢{v}。", ["{e}有哪些爱好？", "{e}喜欢做什么？"]),
 }
+# a question's people (the asked one and rivals), the sentences of a passage (one person each) and how
+# many of them state the asked relation: the same in passages that answer and passages that do not
+PEOPLE_PER_QUESTION, SENTENCES, ASKED_SENTENCES = 7, 4, 4
 
 
 def _fail(path, where, msg):
@@ -102,19 +108,54 @@ def _names(rng, n):
     names = set()
     while len(names) < n:
         k = 1 + int(rng.integers(2))
-        names.add(str(rng.choice(SURNAMES)) + "".join(rng.choice(GIVEN, size=k)))
+        ids = rng.integers(len(GIVEN), size=k)
+        names.add(SURNAMES[int(rng.integers(len(SURNAMES)))] + "".join(GIVEN[int(i)] for i in ids))
     return sorted(names)
 
 
-def _facts(rng, name, pool):
-    """One random value per relation for a person (hobbies: two distinct ones, as 'a b')."""
-    colleague = name
-    while colleague == name:
-        colleague = pool[int(rng.integers(len(pool)))]
-    c, j, s, h1, h2 = rng.integers(len(CITIES)), rng.integers(len(JOBS)), rng.integers(len(SCHOOLS)), \
-        rng.integers(len(HOBBIES)), rng.integers(len(HOBBIES) - 1)
-    return {"birthplace": CITIES[c], "job": JOBS[j], "school": SCHOOLS[s], "colleague": colleague,
-            "hobbies": HOBBIES[h1] + " " + HOBBIES[h2 + (h2 >= h1)]}
+def _distinct(rng, n, k):
+    """k distinct indices below n, in the order drawn (n much larger than k)."""
+    out = []
+    while len(out) < k:
+        i = int(rng.integers(n))
+        if i not in out:
+            out.append(i)
+    return out
+
+
+def _disjoint_names(rng, pool, n, avoid):
+    """n names of the pool sharing no character with one another, none inside or around a name of avoid."""
+    out, used = [], set()
+    for _ in range(100 * n):
+        cand = pool[int(rng.integers(len(pool)))]
+        if set(cand) & used or any(cand in a or a in cand for a in avoid):
+            continue
+        out.append(cand)
+        used |= set(cand)
+        if len(out) == n:
+            return out
+    raise ValueError(f"pool: fewer than {n} names sharing no character with one another")
+
+
+def _values(rng, rel, n, pool, people):
+    """n values of one relation, sharing no character with one another (hobbies: two each, 'a b')."""
+    if rel == "colleague":
+        return _disjoint_names(rng, pool, n, people)
+    if rel == "hobbies":
+        h = rng.permutation(len(HOBBIES))[:2 * n]
+        return [HOBBIES[h[2 * i]] + " " + HOBBIES[h[2 * i + 1]] for i in range(n)]
+    values = {"birthplace": CITIES, "job": JOBS, "school": SCHOOLS}[rel]
+    return [values[int(i)] for i in rng.permutation(len(values))[:n]]
+
+
+def _facts(rng, people, pool, relations):
+    """person -> relation -> value, for a question's people and the given relations; within a relation,
+    no two people's values share a character (so no passage holds the parts of someone else's value)."""
+    facts = {p: {} for p in people}
+    for rel in relations:
+        for p, v in zip(people, _values(rng, rel, len(people), pool, people)):
+            facts[p][rel] = v
+    return facts
 
 
 def _sentence(name, rel, value):
@@ -122,38 +163,26 @@ def _sentence(name, rel, value):
     return RELATIONS[rel][0].format(e=name, v=value.replace(" ", "、"))
 
 
-def _others(rng, name, rel, facts, people, sents, n_sentences, p_same=0.7):
-    """Append facts of other people to sents until it holds n_sentences: the asked relation with
-    probability p_same, never the asked value (so a passage without the answer never contains it)."""
-    value = facts[name][rel]
-    for i in rng.permutation(len(people)):
-        if len(sents) >= n_sentences:
-            break
-        other = people[int(i)]
-        r = rel if rng.random() < p_same else str(rng.choice(list(RELATIONS)))
-        if facts[other][r] != value:
-            sents.append(_sentence(other, r, facts[other][r]))
-    order = rng.permutation(len(sents))
-    return "".join(sents[i] for i in order)
+def _passage(rng, people, rel, facts, n_sentences=SENTENCES, n_asked=ASKED_SENTENCES):
+    """n_sentences shuffled sentences, each about a different person drawn from the question's people,
+    n_asked of them (drawn at random) stating the asked relation, the others another relation. The
+    asked person is one of the people like any other: a passage answers when it happens to state their
+    asked fact, and nothing but their name tells which sentence is theirs."""
+    named = [people[int(i)] for i in rng.permutation(len(people))[:n_sentences]]
+    others = [r for r in RELATIONS if r != rel]
+    sents = []
+    for k, p in enumerate(named):
+        r = rel if k < n_asked else others[int(rng.integers(len(others)))]
+        sents.append(_sentence(p, r, facts[p][r]))
+    return "".join(sents[i] for i in rng.permutation(len(sents)))
 
 
-def _passage(rng, name, rel, facts, people, with_answer, n_sentences=4):
-    """Four shuffled sentences: one about the asked person (the asked fact or, without the answer,
-    another fact of theirs) and three about other people. Passages with and without the answer look
-    alike from outside: as many sentences, the asked person named once, values of the asked kind in
-    both; only what the passage says of the asked person tells them apart."""
-    mine = rel if with_answer else str(rng.choice([r for r in RELATIONS if r != rel]))
-    return _others(rng, name, rel, facts, people, [_sentence(name, mine, facts[name][mine])], n_sentences)
-
-
-def _easy_passage(rng, name, rel, facts, people, with_answer):
+def _easy_passage(rng, name, rel, facts, people):
     """Two shuffled sentences: the asked fact and the asked relation of one other person, whose name
-    shares no character with the asked one where the question's people allow it. (Easy passages
-    always answer; with_answer is there to share _passage's signature.)"""
-    value = facts[name][rel]
-    rivals = [p for p in people if facts[p][rel] != value]
+    shares no character with the asked one where the question's people allow it. Always answering."""
+    rivals = [p for p in people if p != name]
     rivals = [p for p in rivals if not set(p) & set(name)] or rivals
-    sents = [_sentence(name, rel, value)]
+    sents = [_sentence(name, rel, facts[name][rel])]
     if rivals:
         rival = rivals[int(rng.integers(len(rivals)))]
         sents.append(_sentence(rival, rel, facts[rival][rel]))
@@ -161,36 +190,49 @@ def _easy_passage(rng, name, rel, facts, people, with_answer):
     return "".join(sents[i] for i in order)
 
 
-# kind -> (passage maker, whether some passages lack the answer)
-PASSAGE_KINDS = {"full": (_passage, True), "easy": (_easy_passage, False)}
+def _question(rng, k, people, pool, prefix, kind):
+    """One record: the asked person, six rivals, fresh facts, 2-4 passages (see synthetic_records)."""
+    cands = [people[i] for i in _distinct(rng, len(people), PEOPLE_PER_QUESTION + 3)]
+    name, group = cands[0], [cands[0]]
+    for c in cands[1:]:                   # no person's name inside another's: each sentence has one reading
+        if len(group) < PEOPLE_PER_QUESTION and not any(c in g or g in c for g in group):
+            group.append(c)
+    rel = list(RELATIONS)[int(rng.integers(len(RELATIONS)))]
+    # the other relations are drawn only when some sentences state them
+    facts = _facts(rng, group, pool, [rel] if ASKED_SENTENCES == SENTENCES else list(RELATIONS))
+    question = RELATIONS[rel][1][int(rng.integers(len(RELATIONS[rel][1])))].format(e=name)
+    value = facts[name][rel]
+    passages = []
+    for _ in range(int(rng.integers(2, 5))):
+        if kind == "easy":
+            text = _easy_passage(rng, name, rel, facts, group)
+        else:
+            text = _passage(rng, list(rng.permutation(group)), rel, facts)
+        says = _sentence(name, rel, value) in text
+        if not says and all(part in text for part in value.split()):
+            raise AssertionError(f"a passage that does not answer holds the answer {value!r}: {text}")
+        passages.append({"passage": text, "answer": value if says else ""})
+    return {"id": f"{prefix}{k}", "question": question, "passages": passages}
+
+
+PASSAGE_KINDS = ("full", "easy")
 
 
 def synthetic_records(n, rng, people, prefix, kind="full"):
     """n questions about the given people. Every question draws fresh facts for everyone (consistent
     across its passages), so remembering a person's facts from another question does not help.
 
-    kind: 'full' (the test's passages) or 'easy' (two sentences, always answering: all there is to
-    learn is which person a value belongs to), the first stage of the demo's curriculum.
+    kind 'full' (the test's passages): a question has seven people, the asked one among them; each of
+    its 2-4 passages has four sentences about four of the seven, drawn at random, all of the asked
+    relation. A passage answers when the asked person is among its four, so answering and answerless
+    passages have the same sentences, names, relations and positions; only the asked name tells them
+    apart, and no value of the asked kind is more frequent for the asked person than for a rival.
+    kind 'easy' (the first stage of the demo's curriculum): two sentences, the asked fact and one
+    rival's, always answering: all there is to learn is which person a value belongs to.
     """
     if kind not in PASSAGE_KINDS:
-        raise ValueError(f"kind: expected one of {sorted(PASSAGE_KINDS)}, got {kind!r}")
-    make, answerless = PASSAGE_KINDS[kind]
-    records = []
-    for k in range(n):
-        name = people[int(rng.integers(len(people)))]
-        others = [people[i] for i in rng.choice(len(people), size=7, replace=False) if people[i] != name][:6]
-        facts = {p: _facts(rng, p, people) for p in [name] + others}
-        rel = str(rng.choice(list(RELATIONS)))
-        question = str(rng.choice(RELATIONS[rel][1])).format(e=name)
-        n_pass = int(rng.integers(2, 5))
-        n_pos = n_pass
-        if answerless:
-            n_pos = 0 if rng.random() < 0.15 else int(rng.integers(1, n_pass + 1))
-        has = rng.permutation([True] * n_pos + [False] * (n_pass - n_pos))
-        passages = [{"passage": make(rng, name, rel, facts, others, bool(h)),
-                     "answer": facts[name][rel] if h else ""} for h in has]
-        records.append({"id": f"{prefix}{k}", "question": question, "passages": passages})
-    return records
+        raise ValueError(f"kind: expected one of {list(PASSAGE_KINDS)}, got {kind!r}")
+    return [_question(rng, k, people, people, prefix, kind) for k in range(n)]
 
 
 def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=4000, held_out=0.25, curriculum=()):
