@@ -1,16 +1,17 @@
 """Forward + backward of the MLM loss at BERT-base shape, ours against torch autograd (eager).
 
-    python -m bench bert_backward [--quick]
+    python -m bench bert_backward [--quick] [--plain]
 
 Same shapes as bert_forward, plus the tied MLM head over the 30522-word vocabulary with 15% of
 positions labelled; every parameter's gradient is computed on both sides. --quick runs 2 layers.
+Ours runs the tuned layer (minibert.fast.OPS); --plain times the plain layer instead.
 """
 import sys
 
 import numpy as np
 
 import minibert as mb
-from bench.bert_forward import bert_base, matmul_flops, torch_model
+from bench.bert_forward import bert_base, matmul_flops, minibert_ops, torch_model
 from bench.harness import result, set_torch_threads, time_pair
 
 
@@ -25,11 +26,12 @@ def run(args):
     del params["pooler.dense.weight"], params["pooler.dense.bias"]      # BertForMaskedLM has none
     ids = rng.integers(1, cfg.vocab_size, (B, T))
     labels = np.where(rng.random((B, T)) < 0.15, ids, -100)
+    ops = minibert_ops(args)
     print(f"bert_backward: {layers} layers, B={B}, T={T}, float32, {args.threads} thread(s), "
-          f"{repeats} runs each", file=sys.stderr)
+          f"{ops.name} layer, {repeats} runs each", file=sys.stderr)
 
     def ours():
-        out, cache = mb.model_forward(params, cfg, ids, labels=labels)
+        out, cache = mb.model_forward(params, cfg, ids, labels=labels, ops=ops)
         return out["loss"], mb.model_backward(cache)
 
     ref, err = None, None
@@ -51,7 +53,8 @@ def run(args):
     t_ours, t_ref = time_pair(ours, ref, repeats, label="bert_backward")
     N, C, V = B * T, cfg.hidden_size, cfg.vocab_size
     flops = 3 * (matmul_flops(cfg, B, T) + 2 * N * C * C + 2 * N * C * V)   # backward = 2x forward
-    return result("bert_backward", t_ours, t_ref, args.threads, layers=layers, batch=B, length=T,
+    return result("bert_backward", t_ours, t_ref, args.threads, layer=ops.name, layers=layers, batch=B,
+                  length=T,
                   gflop=round(flops / 1e9, 2), ours_gflops=round(flops / t_ours / 1e9, 1),
                   reference_gflops=None if t_ref is None else round(flops / t_ref / 1e9, 1),
                   max_abs_diff=err)

@@ -1,11 +1,12 @@
 """BERT encoder forward at BERT-base shape, ours (NumPy) against transformers' BertModel (eager).
 
-    python -m bench bert_forward [--quick]
+    python -m bench bert_forward [--quick] [--plain]
 
 12 layers, hidden 768, 12 heads, 3072, batch 8, length 128, float32, no dropout; both sides use the
 same weights and the same thread count, neither keeping anything for a backward pass (torch.no_grad,
 keep_cache=False). --quick runs 2 layers. Reports GFLOP/s counted from the
-matmuls (the elementwise work is not counted).
+matmuls (the elementwise work is not counted). Ours runs the tuned layer (minibert.fast.OPS);
+--plain times the plain layer instead (minibert/ops.py).
 """
 import sys
 
@@ -13,6 +14,12 @@ import numpy as np
 
 import minibert as mb
 from bench.harness import result, set_torch_threads, time_pair
+from minibert.fast import OPS as FAST
+
+
+def minibert_ops(args):
+    """The ops table the minibert benchmarks run: the tuned twins, or the plain layer with --plain."""
+    return mb.PLAIN if getattr(args, "plain", False) else FAST
 
 
 def bert_base(layers):
@@ -52,10 +59,11 @@ def run(args):
     rng = np.random.default_rng(0)
     params = mb.init_params(cfg, rng, np.float32, heads=False)
     ids = rng.integers(1, cfg.vocab_size, (B, T))
+    ops = minibert_ops(args)
     print(f"bert_forward: {layers} layers, B={B}, T={T}, float32, {args.threads} thread(s), "
-          f"{repeats} runs each", file=sys.stderr)
+          f"{ops.name} layer, {repeats} runs each", file=sys.stderr)
     # no gradient on either side: keep_cache=False is our torch.no_grad()
-    ours = lambda: mb.bert_forward(params, cfg, ids, keep_cache=False)  # noqa: E731
+    ours = lambda: mb.bert_forward(params, cfg, ids, keep_cache=False, ops=ops)  # noqa: E731
     ref, err = None, None
     if torch is not None:
         model = torch_model(torch, cfg, params).eval()
@@ -70,7 +78,7 @@ def run(args):
         print("torch is not installed: timing ours only", file=sys.stderr)
     t_ours, t_ref = time_pair(ours, ref, repeats, label="bert_forward")
     flops = matmul_flops(cfg, B, T)
-    return result("bert_forward", t_ours, t_ref, args.threads, layers=layers, batch=B, length=T,
+    return result("bert_forward", t_ours, t_ref, args.threads, layer=ops.name, layers=layers, batch=B, length=T,
                   gflop=round(flops / 1e9, 2), ours_gflops=round(flops / t_ours / 1e9, 1),
                   reference_gflops=None if t_ref is None else round(flops / t_ref / 1e9, 1),
                   max_abs_diff=err)

@@ -1,19 +1,20 @@
 """One MLM training step (forward, backward, AdamW update), ours against PyTorch, same shapes and threads.
 
-    python -m bench train_step [--quick]
+    python -m bench train_step [--quick] [--plain]
 
 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 30522, batch 16, length 128, float32,
 dropout 0.1, 15% of positions masked. Both sides run the MLM head on the masked positions only
 (ours: minibert.mlm.mlm_forward_backward; PyTorch: BertForMaskedLM's encoder, then its head on the
 gathered rows) and update with AdamW (decay 0.01, none on LayerNorm weights and biases).
---quick runs 2 layers, batch 8.
+--quick runs 2 layers, batch 8. Ours runs the tuned layer (minibert.fast.OPS, in the training step and
+in AdamW); --plain times the plain layer instead.
 """
 import sys
 
 import numpy as np
 
 import minibert as mb
-from bench.bert_forward import torch_model
+from bench.bert_forward import minibert_ops, torch_model
 from bench.harness import result, set_torch_threads, time_pair
 from minibert.mlm import mlm_forward_backward
 from minibert.optim import AdamW, skips_weight_decay
@@ -32,15 +33,16 @@ def run(args):
     masked = rng.random((B, T)) < 0.15
     inputs = np.where(masked, 103, ids)
     real = np.ones((B, T), bool)
+    ops = minibert_ops(args)
     print(f"train_step: {layers} layers, hidden 256, B={B}, T={T}, {int(masked.sum())} masked, float32, "
-          f"{args.threads} thread(s), {repeats} runs each", file=sys.stderr)
+          f"{args.threads} thread(s), {ops.name} layer, {repeats} runs each", file=sys.stderr)
     opt_options = {"lr": 1e-4, "weight_decay": 0.01, "betas": (0.9, 0.999), "eps": 1e-6}
     ours_params = {k: v.copy() for k, v in params.items()}
-    opt = AdamW(ours_params, **opt_options)
+    opt = AdamW(ours_params, ops=ops, **opt_options)
     drop_rng = np.random.default_rng(1)
 
     def ours():
-        loss, acc, n, grads = mlm_forward_backward(ours_params, cfg, inputs, masked, ids, real, drop_rng)
+        loss, acc, n, grads = mlm_forward_backward(ours_params, cfg, inputs, masked, ids, real, drop_rng, ops=ops)
         opt.update(ours_params, grads)
         return loss
 
@@ -65,5 +67,6 @@ def run(args):
 
     t_ours, t_ref = time_pair(ours, ref, repeats, label="train_step")
     n_params = sum(p.size for p in params.values())
-    return result("train_step", t_ours, t_ref, args.threads, layers=layers, hidden=256, batch=B, length=T,
+    return result("train_step", t_ours, t_ref, args.threads, layer=ops.name, layers=layers, hidden=256,
+                  batch=B, length=T,
                   vocab=cfg.vocab_size, parameters=int(n_params), masked=int(masked.sum()))

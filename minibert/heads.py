@@ -13,8 +13,7 @@ or their tuned twins (ops.py).
 """
 from smoothing import get_xp
 
-from .loss import (IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward,  # noqa: F401
-                   masked_cross_entropy_backward, masked_cross_entropy_forward,
+from .loss import (IGNORE_INDEX, masked_cross_entropy_backward, masked_cross_entropy_forward,  # noqa: F401
                    masked_cross_entropy_rows_backward)
 from .model import bert_backward, bert_forward
 from .ops import PLAIN
@@ -117,9 +116,9 @@ def scored_rows_forward_backward(hidden, rows, labels, params, config, ops=PLAIN
     if rows.size == 0:
         return 0.0, 0.0, xp.zeros_like(hidden), {}
     logits, head = mlm_head_forward(hidden.reshape(-1, C)[rows], params, config, ops)   # (N, V)
-    loss, ce = cross_entropy_forward(logits, labels)
+    loss, ce = ops.cross_entropy_forward(logits, labels)
     acc = float((logits.argmax(axis=-1) == labels).mean())
-    dh, grads = mlm_head_backward(cross_entropy_backward(1.0, ce), head)               # (N, C)
+    dh, grads = mlm_head_backward(ops.cross_entropy_backward(1.0, ce), head)           # (N, C)
     dhidden = xp.zeros((B * T, C), hidden.dtype)
     dhidden[rows] = dh                                                   # scatter back to positions
     return float(loss), acc, dhidden.reshape(B, T, C), grads

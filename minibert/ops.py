@@ -1,9 +1,9 @@
 """Two layers of every core op, and how a caller chooses: the ops table.
 
 Every op of the numeric core exists twice, with one signature:
-  plain  minibert/layers.py, attention.py, optim.py    the formula as written, one variable per
+  plain  minibert/layers.py, attention.py, optim.py, loss.py    the formula as written, one variable per
                                                        gradient: what a reader opens to learn the op
-  tuned  minibert/fast/layers.py, attention.py, optim.py    the same op computed for speed on a CPU
+  tuned  minibert/fast/layers.py, attention.py, optim.py, loss.py    the same op computed for speed on a CPU
                                                        (blocks in cache, threads, in-place passes, a
                                                        fitted erf); tests/test_fast_equals_plain.py
                                                        checks that it gives the plain op's numbers
@@ -24,7 +24,7 @@ variable), so a reader who follows bert_forward from its first line reaches the 
 from dataclasses import dataclass
 from typing import Callable
 
-from . import attention, layers, optim
+from . import attention, layers, loss, optim
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Ops:
     attention_backward: Callable
     matmul: Callable                      # a @ b, 2-D: the MLM decoder's products
     scatter_add_rows: Callable            # the gradient of an embedding lookup
+    cross_entropy_forward: Callable       # the MLM head's loss on the scored rows
+    cross_entropy_backward: Callable
     adamw_steps: Callable                 # the optimizer's elementwise step over every tensor
 
 
@@ -51,4 +53,6 @@ PLAIN = Ops(name="plain",
             attention_forward=attention.attention_forward,
             attention_backward=attention.attention_backward,
             matmul=layers.matmul, scatter_add_rows=layers.scatter_add_rows,
+            cross_entropy_forward=loss.cross_entropy_forward,
+            cross_entropy_backward=loss.cross_entropy_backward,
             adamw_steps=optim.adamw_steps)

