@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from .fast import OPS as FAST
 from .mlm import mlm_forward_backward, whole_word_mask
 from .model import init_params
 from .optim import EMA, AdamW, GradientAccumulator
@@ -134,7 +135,7 @@ def train(args, log=None):
             inputs, is_masked = whole_word_mask(train_ids[sel], train_words[sel], rng, config.vocab_size,
                                                 mask_id, args.mask_rate)
             loss, acc, n, grads = mlm_forward_backward(params, config, inputs, is_masked, train_ids[sel],
-                                                       train_ids[sel] != tok.pad_id, rng)
+                                                       train_ids[sel] != tok.pad_id, rng, ops=FAST)
             acc_grads.add(grads, weight=n)
         optimizer.update(params, acc_grads.mean())
         if ema is not None:
