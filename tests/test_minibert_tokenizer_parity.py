@@ -66,6 +66,25 @@ def test_parity_built_chinese_vocab(chinese_vocabs, lowercase, text, second):  #
     assert_same(_cached(path, lowercase), reference(path, lowercase), text, second)
 
 
+@pytest.mark.parametrize("lowercase", [True, False])
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(mixed_text, min_size=8, max_size=20), glue=st.sampled_from(["", ",", "\u0301", "x"]))
+def test_parity_on_long_units(minilm_path, lowercase, texts, glue):  # noqa: F811
+    """Units longer than LONG_UNIT take the path without offsets: the units of the texts (ideographs left
+    out: each is a unit of its own) glued without spaces, repeated until long, tokenize as the reference."""
+    from minibert.basic_tokenizer import UNIT_RE, is_cjk
+    from minibert.tokenizer import LONG_UNIT
+    units = [u for t in texts for u in UNIT_RE.findall(t) if not is_cjk(u[0])]
+    text = glue.join(units) + glue + "a"
+    text *= 1 + 2 * LONG_UNIT // len(text)
+    assert max(len(u) for u in UNIT_RE.findall(text)) > LONG_UNIT
+    ours, ref = _cached(minilm_path, lowercase), reference(minilm_path, lowercase)
+    tokens = ref.tokenize(text)
+    assert ours.tokenize(text) == tokens, f"tokens of {text!r}"
+    assert ours.text_to_ids(text) == ref.convert_tokens_to_ids(tokens)
+    assert ours.tokenize_with_offsets(text)[0] == tokens
+
+
 def test_parity_on_corpus_lines(chinese_vocabs):  # noqa: F811
     """The corpus the vocabulary was built from: same tokens, and none of them [UNK]."""
     for lowercase, path in chinese_vocabs.items():
