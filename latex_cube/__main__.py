@@ -3,7 +3,8 @@
     python -m latex_cube [--class K --symmetry S] [--out DIR] [--mathjax-url URL] [--mathjax2] [--quick]
     python -m latex_cube check FILE
 
-The first form searches, groups the cubes into classes, writes cube.tex and cube.html for the chosen cube,
+The first form searches, groups the cubes into classes, writes NAME.tex and NAME.html for the chosen cube
+(NAME: cube for the notes' cube, classK-symmetryS for another; in out/latex_cube/ unless --out says),
 prints its verification and ends with one JSON line.  Without --quick it also checks that all 48 images of
 all 192 cubes are magic and that every cube survives draw -> parse.  `check` reads the first TeX array in
 FILE as a drawing, prints repeated and missing numbers and failing lines, ends with one JSON line, and exits
@@ -123,11 +124,12 @@ def run_demo(args):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cube.tex").write_text(tex_snippet(cube, args.mathjax2), encoding="utf-8")
+    name = "cube" if args.cls is None and args.symmetry is None else f"class{cls}-symmetry{sym}"
+    (out / f"{name}.tex").write_text(tex_snippet(cube, args.mathjax2), encoding="utf-8")
     caption = f"Class {cls} of {len(classes)}, symmetry {sym} of 48."
     page = draw_html(cube, caption, mathjax_url=args.mathjax_url, mathjax2=args.mathjax2)
-    (out / "cube.html").write_text(page, encoding="utf-8")
-    print(f"wrote {out / 'cube.tex'} and {out / 'cube.html'}")
+    (out / f"{name}.html").write_text(page, encoding="utf-8")
+    print(f"wrote {out / (name + '.tex')} and {out / (name + '.html')}")
 
     result = {"cubes_found": len(cubes), "classes": len(classes), "class_sizes": [len(m) for _, m in classes],
               "centre_14": bool(centre), "opposite_pairs_28": bool(opposite), "class": cls, "symmetry": sym,
@@ -181,7 +183,7 @@ def build_parsers():
     p.add_argument("--class", dest="cls", type=int_in(0, 3), default=None, help="class 0..3 (by canonical form)")
     p.add_argument("--symmetry", type=int_in(0, 47), default=None, help="symmetry 0..47 applied to the class's "
                    "canonical form; default (neither given): the cube in the notes")
-    p.add_argument("--out", default="out/latex_cube", help="folder for cube.tex and cube.html")
+    p.add_argument("--out", default="out/latex_cube", help="folder for NAME.tex and NAME.html (NAME: cube, or classK-symmetryS)")
     p.add_argument("--mathjax-url", default=None, help="where the page loads MathJax from (default: CDN)")
     p.add_argument("--mathjax2", action="store_true", help="emit \\require{HTML} and load MathJax 2")
     p.add_argument("--quick", action="store_true", help="skip the check over all images and round trips")

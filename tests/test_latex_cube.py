@@ -254,8 +254,9 @@ def test_demo_quick_writes_files_and_ends_with_json(tmp_path, capsys):
     assert main(["--quick", "--out", str(tmp_path), "--class", "2", "--symmetry", "5", "--mathjax2"]) == 0
     result = json.loads(capsys.readouterr().out.strip().split("\n")[-1])
     assert (result["class"], result["symmetry"]) == (2, 5)
-    tex = (tmp_path / "cube.tex").read_text(encoding="utf-8")
-    assert r"\require{HTML}" in tex
+    tex = (tmp_path / "class2-symmetry5.tex").read_text(encoding="utf-8")      # a run of its own name
+    assert r"\require{HTML}" in tex and (tmp_path / "class2-symmetry5.html").is_file()
+    assert r"\require{HTML}" not in (tmp_path / "cube.tex").read_text(encoding="utf-8")   # the first kept
     assert (parse_drawing(tex).cube == lc.apply_symmetry(classes[2][0], 5)).all()
     capsys.readouterr()
     assert main(["--quick", "--out", str(tmp_path), "--class", "4"]) == 2
