@@ -113,7 +113,8 @@ def load_fashion_mnist(split="train", folder=None):
         raise ValueError(f"{image_path}: expected uint8 images of shape (N, 28, 28), got "
                          f"{images.dtype} {images.shape}")
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise ValueError(f"{label_path}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}")
+        raise ValueError(f"{label_path}: expected uint8 labels of shape (N,), got "
+                         f"{labels.dtype} {labels.shape}")
     if len(labels) != len(images):
         raise ValueError(f"{label_path}: {len(labels)} labels for the {len(images)} images of {image_path}")
     if labels.size and labels.max() > 9:
