@@ -37,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--langevin-steps", type=positive_int, default=None)
     p.add_argument("--spectral-norm", action="store_true")
     p.add_argument("--seed", type=natural, default=0)
-    p.add_argument("--grid", type=number_type(int, 2, strict=False), default=300, help="quadrature grid points per axis")
+    p.add_argument("--grid", type=number_type(int, 2, strict=False), default=300,
+                   help="quadrature grid points per axis")
     p.add_argument("--out", default=os.path.join("out", "ebm"), help="folder for the picture")
     p.add_argument("--name", default=None, help="the run's name, the picture's file name "
                                                 "(default: the data set, -quick for --quick)")

@@ -26,7 +26,8 @@ def test_smooth_max_takes_the_temperature_second_like_logsumexp():
     np.testing.assert_array_equal(smoothing.smooth_max(x, 0.1), smoothing.smooth_max(x, temperature=0.1))
     want = [3.0 + 0.1 * np.log(1 + np.exp(-20) + np.exp(-30)), 2.0 + 0.1 * np.log(2)]
     np.testing.assert_allclose(smoothing.smooth_max(x, 0.1), want, rtol=1e-14)
-    np.testing.assert_array_equal(smoothing.smooth_abs(x[0], 0.1), smoothing.smooth_abs(x[0], temperature=0.1))
+    np.testing.assert_array_equal(smoothing.smooth_abs(x[0], 0.1),
+                                  smoothing.smooth_abs(x[0], temperature=0.1))
 
 
 @pytest.mark.parametrize("fn", REDUCTIONS, ids=lambda f: f"{f.__module__}.{f.__name__}")

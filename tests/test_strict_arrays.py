@@ -307,7 +307,8 @@ def test_contrastive_divergence_step():
     params, state = _ebm()
     data = np.random.default_rng(3).standard_normal((64, 2))
     after = []
-    for p, xp, rng in ((params, np, np.random.default_rng(4)), (to_strict(params), strict, StrictGenerator(4))):
+    for p, xp, rng in ((params, np, np.random.default_rng(4)),
+                       (to_strict(params), strict, StrictGenerator(4))):
         buffer = ReplayBuffer(100, 2, -3.0, 3.0, xp=xp)
         opt = Adam(p, 1e-3, betas=(0.0, 0.999))
         for _ in range(2):
