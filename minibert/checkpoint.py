@@ -14,6 +14,7 @@ load_pretrained checks the vocabulary file (when there is one) against the embed
 import hashlib
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -73,6 +74,7 @@ def _read_weights(path):
 
 MANIFEST = "manifest.json"
 FOLDER_FORMAT = "minibert-folder-1"
+UNFINISHED = ".unfinished"        # marks a temporary folder of save_folder until its manifest is written
 
 
 def _file_digest(path):
@@ -101,12 +103,14 @@ def save_folder(path, writers):
     records each file's size and sha256, everything is flushed, and the sibling is renamed to path.
     path may not exist yet, be an empty folder, or be a folder save_folder wrote (it is then replaced: the
     old one is renamed aside first and removed after the new one is in place). Any other existing path
-    raises FileExistsError and is left untouched.
+    raises FileExistsError and is left untouched. What a killed save left beside path is cleared first
+    (see _recover_leftovers).
     """
     path = os.path.abspath(os.fspath(path))
     for name in writers:
         if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", "..", MANIFEST):
             raise ValueError(f"writers: file names must be plain names other than {MANIFEST}, got {name!r}")
+    _recover_leftovers(path)
     replacing = _check_replaceable(path)
     parent, base = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
@@ -117,6 +121,7 @@ def save_folder(path, writers):
                               "move it away and save again")
     os.makedirs(tmp)
     try:
+        open(os.path.join(tmp, UNFINISHED), "w").close()
         for name, write in writers.items():
             write(os.path.join(tmp, name))
             _fsync(os.path.join(tmp, name))
@@ -126,6 +131,7 @@ def save_folder(path, writers):
             json.dump({"format": FOLDER_FORMAT, "files": files}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
+        os.remove(os.path.join(tmp, UNFINISHED))
         _fsync(tmp)
         if replacing:
             os.replace(path, old)                # from here until the next line, only `old` holds it
@@ -139,6 +145,48 @@ def save_folder(path, writers):
     if replacing:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True                              # it exists (another user's): leave its files alone
+    return True
+
+
+def _recover_leftovers(path):
+    """Clear what an interrupted save_folder of path left beside it, once its process is gone: a .tmp-PID
+    folder still marked unfinished, or complete but never renamed, is removed; a .old-PID folder (the previous
+    version, renamed aside) is put back when path is missing (the crash fell between the two renames),
+    and removed when a complete path replaced it. Folders with these names that are not ours stay."""
+    parent, base = os.path.split(path)
+    if not os.path.isdir(parent):
+        return
+    for n in sorted(os.listdir(parent)):
+        m = re.fullmatch(rf"\.{re.escape(base)}\.(tmp|old)-(\d+)", n)
+        if not m or _alive(int(m.group(2))):
+            continue
+        where = os.path.join(parent, n)
+        if m.group(1) == "tmp" and os.path.isfile(os.path.join(where, UNFINISHED)):
+            shutil.rmtree(where, ignore_errors=True)
+        elif _is_complete(where):
+            if m.group(1) == "old" and not os.path.lexists(path):
+                os.replace(where, path)
+            elif m.group(1) == "tmp" or _is_complete(path):
+                shutil.rmtree(where, ignore_errors=True)
+
+
+def _is_complete(path):
+    """True for a folder save_folder finished: a valid manifest, its files intact, nothing else in it."""
+    try:
+        return check_folder(path) is not None and set(os.listdir(path)) == set(_read_manifest(path)) | {MANIFEST}
+    except (ValueError, OSError):
+        return False
 
 
 def _check_replaceable(path):

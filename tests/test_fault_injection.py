@@ -236,6 +236,13 @@ params = init_params(cfg, np.random.default_rng(int(sys.argv[2])))
 def killed(path):                                # the weights and config are written; die before the vocab
     os.kill(os.getpid(), signal.SIGKILL)
 extra = {"vocab.txt": killed if sys.argv[3] == "kill" else (lambda p: save_vocab(%r, p))}
+if sys.argv[3] == "kill-between-renames":        # the old folder renamed aside, the new one not yet in place
+    real_replace = os.replace
+    def replace(src, dst):
+        if os.path.basename(str(src)).startswith(".model.tmp-"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+    os.replace = replace
 save_pretrained(sys.argv[1], cfg, params, extra_files=extra)
 """ % (TOKENS,)
 
@@ -254,6 +261,22 @@ def test_sigkill_between_the_files_leaves_old_or_nothing(tmp_path):
     assert run(1, "kill").returncode == -signal.SIGKILL             # replacing it: killed
     assert _tree(folder) == before                                 # the old folder, whole
     check_folder(folder)
+    load_pretrained(folder)
+    # the first killed run's leftover went with the next save; the second's is there until the next one
+    assert len([n for n in os.listdir(tmp_path) if n.startswith(".model.tmp-")]) == 1
+
+    assert run(2, "kill-between-renames").returncode == -signal.SIGKILL
+    assert not os.path.exists(folder)                              # only the folder renamed aside holds it
+    with pytest.raises(FileNotFoundError, match="interrupted, the previous one is .model.old-"):
+        load_pretrained(folder)
+    gone = subprocess.Popen([sys.executable, "-c", ""])            # a process id that has ended
+    gone.wait()
+    stranger = tmp_path / f".model.tmp-{gone.pid}"                 # someone else's folder, with our pattern
+    stranger.mkdir()
+    (stranger / "keep.txt").write_text("not ours")
+    assert run(3, "ok").returncode == 0                            # the next save recovers, then replaces
+    assert sorted(os.listdir(tmp_path)) == [stranger.name, "model"]
+    assert (stranger / "keep.txt").read_text() == "not ours"
     load_pretrained(folder)
 
 
