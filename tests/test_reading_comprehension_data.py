@@ -1,5 +1,6 @@
 """Reading comprehension: the loader's checks, the synthetic corpus, the Sogou metric on hand-made cases."""
 import json
+import os
 import re
 from collections import Counter
 import subprocess
@@ -206,3 +207,79 @@ def test_evaluate_command(tmp_path):
                           str(tmp_path / "bad.json"), "--predictions", str(preds)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "JSON" in out.stderr
+
+
+def _cli(argv, capsys):
+    """(exit status, stdout, stderr) of the command line, run in this process."""
+    from minibert.reading_comprehension.__main__ import main
+    try:
+        status = main(argv)
+    except SystemExit as stop:                                  # argparse's own exit
+        status = stop.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_error_line(status, err, *words):
+    lines = err.strip().splitlines()
+    assert status == 2 and 1 <= len(lines) <= 2 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
+    data, preds = tmp_path / "d.json", tmp_path / "p.tsv"
+    save_records([_rec("a"), _rec("b")], str(data))
+    write_predictions({"a": "医生"}, str(preds))
+    _one_error_line(*_cli(["evaluate", "--data", str(tmp_path / "nope.json"), "--predictions", str(preds)],
+                          capsys)[::2], "nope.json")
+    (tmp_path / "latin1.json").write_bytes('[{"id": "é"}]'.encode("latin-1"))
+    _one_error_line(*_cli(["evaluate", "--data", str(tmp_path / "latin1.json"), "--predictions", str(preds)],
+                          capsys)[::2], "latin1.json")
+    (tmp_path / "bad.tsv").write_bytes(b"a\t\xff\xfe\n")
+    _one_error_line(*_cli(["evaluate", "--data", str(data), "--predictions", str(tmp_path / "bad.tsv")],
+                          capsys)[::2], "bad.tsv", "line 1", "UTF-8")
+    (tmp_path / "empty.tsv").write_text("\n", encoding="utf-8")
+    _one_error_line(*_cli(["evaluate", "--data", str(data), "--predictions", str(tmp_path / "empty.tsv")],
+                          capsys)[::2], "empty.tsv", "no prediction")
+    for flags, word in ((["--steps", "0"], "--steps"), (["--beam", "0"], "--beam"), (["--lr", "nan"], "--lr"),
+                        (["--batch-size", "x"], "--batch-size"), (["--max-p-len", "-1"], "--max-p-len")):
+        _one_error_line(*_cli(["--quick", *flags], capsys)[::2], word)
+    _one_error_line(*_cli(["predict", "--model", str(tmp_path / "none"), "--data", str(data), "--out",
+                           str(tmp_path / "o.tsv")], capsys)[::2], "none")
+
+
+def test_predictions_file_ids_and_unknown_ids(tmp_path, capsys):
+    with pytest.raises(ValueError, match="tab or a line break"):
+        check_records([_rec("a\tb")])
+    with pytest.raises(ValueError, match="tab or a line break"):
+        write_predictions({"a\nb": "医生"}, str(tmp_path / "p.tsv"))
+    write_predictions({"a": "医\t生\n了"}, str(tmp_path / "p.tsv"))      # answers keep to their line
+    assert (tmp_path / "p.tsv").read_text(encoding="utf-8") == "a\t医 生 了\n"
+    data, preds = tmp_path / "d.json", tmp_path / "q.tsv"
+    save_records([_rec("a"), _rec("b")], str(data))
+    preds.write_text("a\t医生\nzz\t医生\n", encoding="utf-8")
+    status, out, err = _cli(["evaluate", "--data", str(data), "--predictions", str(preds)], capsys)
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert status == 0 and figures["unknown_ids"] == 1 and figures["missing_ids"] == 1
+    assert "'zz'" in err and "not scored" in err and "no prediction for 1" in err
+    assert figures["accuracy"] == 0.5                           # zz is not scored; b counts as ""
+
+
+def test_model_folder_saved_whole_and_vocab_checked(tmp_path):
+    import numpy as np
+    from minibert.model import init_params
+    from minibert.reading_comprehension.__main__ import load_model, save_model
+    from minibert.reading_comprehension.train import small_config, vocab_tokens
+    from minibert.tokenizer import Tokenizer
+    tok = Tokenizer(vocab_tokens("甲乙丙"))
+    config = small_config(len(tok.id_to_token), layers=1, hidden=8, heads=2, intermediate=16, max_positions=32)
+    params = init_params(config, np.random.default_rng(0))
+    save_model(str(tmp_path / "m"), tok, config, params)
+    assert os.path.isfile(tmp_path / "m" / "manifest.json")
+    assert load_model(str(tmp_path / "m"))[0].id_to_token == tok.id_to_token
+    save_model(str(tmp_path / "m"), tok, config, params)        # a folder it wrote is replaced whole
+    other = Tokenizer(vocab_tokens("甲乙丙丁"))                  # one token more than the embedding has rows
+    save_model(str(tmp_path / "bad"), other, config, params)
+    with pytest.raises(ValueError, match="do not belong together"):
+        load_model(str(tmp_path / "bad"))

@@ -20,6 +20,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from ..fast import OPS as FAST  # noqa: E402
 from ..kv_cache import FullRecompute, UniLMCache  # noqa: E402
 from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
 from ..tokenizer import Tokenizer  # noqa: E402
@@ -37,43 +38,64 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one line on stderr for a bad command line (exit status 2), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
+
+
+def _at_least(low, kind=int):
+    """An argparse type: a number of `kind` that is at least `low`, or a message naming the limit."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not value >= low:                              # also refuses nan
+            raise argparse.ArgumentTypeError(f"expected a value >= {low}, got {text!r}")
+        return value
+    return parse
+
+
 def _model_args(p):
-    p.add_argument("--max-p-len", type=int, default=96, help="passage tokens with [CLS] and [SEP]")
-    p.add_argument("--max-q-len", type=int, default=24, help="question tokens")
-    p.add_argument("--max-a-len", type=int, default=12, help="answer tokens with the final [SEP]")
+    p.add_argument("--max-p-len", type=_at_least(3), default=96, help="passage tokens with [CLS] and [SEP]")
+    p.add_argument("--max-q-len", type=_at_least(2), default=24, help="question tokens with its [SEP]")
+    p.add_argument("--max-a-len", type=_at_least(1), default=12, help="answer tokens with the final [SEP]")
 
 
 def _train_args(p):
-    p.add_argument("--steps", type=int, default=8000,
+    p.add_argument("--steps", type=_at_least(1), default=8000,
                    help="updates on the training questions (with any curriculum questions mixed in)")
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--minutes", type=_at_least(0.0, float), default=None,
                    help="opt-in wall-clock cap on training (default: none; the budget is --steps updates); "
                         "a run it cuts short reports \"completed\": false")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate on the training questions")
-    p.add_argument("--curriculum-lr", type=float, default=3e-3, help="peak learning rate of curriculum stages")
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--batch-size", type=_at_least(1), default=32)
+    p.add_argument("--lr", type=_at_least(0.0, float), default=1e-3, help="peak learning rate on the training questions")
+    p.add_argument("--curriculum-lr", type=_at_least(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
+    p.add_argument("--layers", type=_at_least(1), default=3)
+    p.add_argument("--hidden", type=_at_least(1), default=64)
+    p.add_argument("--heads", type=_at_least(1), default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 
 
 def _decode_args(p):
-    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--beam", type=_at_least(1), default=1, help="beam size (1: greedy)")
     p.add_argument("--mode", default="extractive", choices=["extractive", "generative"])
     p.add_argument("--combine", default="vote", choices=["vote", "best"],
                    help="vote over passages, or read only the passage surest of its first token")
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the same pipeline in under a minute")
-    ap.add_argument("--train-questions", type=int, default=40000)
-    ap.add_argument("--test-questions", type=int, default=300)
-    ap.add_argument("--easy-questions", type=int, default=20000,
+    ap.add_argument("--train-questions", type=_at_least(1), default=40000)
+    ap.add_argument("--test-questions", type=_at_least(1), default=300)
+    ap.add_argument("--easy-questions", type=_at_least(0), default=20000,
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
-    ap.add_argument("--easy-steps", type=int, default=3000, help="updates on them (0: no such stage)")
+    ap.add_argument("--easy-steps", type=_at_least(0), default=3000, help="updates on them (0: no such stage)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
@@ -128,7 +150,7 @@ def fit(args, records, curriculum=(), extra_chars=""):
         params, h = train_model(recs, tok, config, params, steps, args.batch_size, lr,
                                 warmup=min(200, steps // 10), seed=args.seed + n, max_p_len=args.max_p_len,
                                 max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline,
-                                later_steps=sum(st[1] for st in stages[n + 1:]))
+                                later_steps=sum(st[1] for st in stages[n + 1:]), ops=FAST)
         history += [(done + step, loss, acc) for step, loss, acc in h]
         if h and h[-1][0] < steps:
             completed = False
@@ -147,13 +169,19 @@ def _stage(arg):
 
 
 def save_model(path, tok, config, params):
-    save_pretrained(path, config, params)
-    save_vocab(tok.id_to_token, os.path.join(path, "vocab.txt"))
+    """config.json, model.safetensors and vocab.txt, written together (checkpoint.save_folder): the folder
+    appears all at once with its manifest, so a crash never leaves weights beside another vocabulary."""
+    save_pretrained(path, config, params, extra_files={"vocab.txt": lambda p: save_vocab(tok.id_to_token, p)})
 
 
 def load_model(path):
-    tok = Tokenizer.from_pretrained(path)
+    """(tokenizer, config, params) of a model folder; ValueError when its vocabulary is not the one its
+    embedding was trained with (a different number of tokens), or its files fail the manifest."""
     config, params = load_pretrained(path)
+    tok = Tokenizer.from_pretrained(path)
+    if len(tok.id_to_token) != config.vocab_size:
+        raise ValueError(f"{os.path.join(path, 'vocab.txt')}: {len(tok.id_to_token)} tokens, but the weights "
+                         f"have {config.vocab_size} rows: the vocabulary and the weights do not belong together")
     return tok, config, params
 
 
@@ -175,6 +203,11 @@ def predict(args, tok, config, params, records, decoder=None):
     return out, len(records) / max(time.perf_counter() - t0, 1e-9)
 
 
+def _figures(s):
+    """The scores of score_predictions without its bookkeeping of missing and unknown ids."""
+    return {k: v for k, v in s.items() if k not in ("missing_ids", "unknown_ids", "unknown_example")}
+
+
 def _rounded(d):
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
 
@@ -191,13 +224,13 @@ def run_ablations(args, tok, config, params, test):
         a = argparse.Namespace(**{**vars(args), **base, **change})
         preds, qps = predict(a, tok, config, params, test)
         s = score_predictions(test, preds)
-        rows.append({"variant": name, "questions": len(test), **_rounded(s), "questions_per_second": round(qps, 1)})
+        rows.append({"variant": name, "questions": len(test), **_rounded(_figures(s)), "questions_per_second": round(qps, 1)})
         print(f"| {name} | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | {qps:.1f} |", flush=True)
     subset = test[:max(1, len(test) // 5)]
     for name, decoder in (("cached (UniLMCache)", UniLMCache), ("uncached (FullRecompute)", FullRecompute)):
         preds, qps = predict(argparse.Namespace(**{**vars(args), **base}), tok, config, params, subset, decoder)
         s = score_predictions(subset, preds)
-        rows.append({"variant": name, "questions": len(subset), **_rounded(s),
+        rows.append({"variant": name, "questions": len(subset), **_rounded(_figures(s)),
                      "questions_per_second": round(qps, 1)})
         print(f"| {name}, {len(subset)} questions | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | "
               f"{qps:.1f} |", flush=True)
@@ -254,7 +287,7 @@ def run_demo(args):
         print(f"NOTE: training was cut short by --minutes {args.minutes:g} after {history[-1][0]} updates; "
               "these figures are not those of the full budget")
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
-               "completed": completed, **_rounded(s), "baseline_score": round(base, 4),
+               "completed": completed, **_rounded(_figures(s)), "baseline_score": round(base, 4),
                "questions_per_second": round(qps, 1), "train_steps": history[-1][0] if history else 0,
                "train_loss_last": round(history[-1][1], 4) if history else None,
                "seconds_to_train": round(train_seconds, 1),
@@ -266,8 +299,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.command == "evaluate":
-            s = score_predictions(load_records(args.data), read_predictions(args.predictions))
-            print(json.dumps(_rounded(s)))
+            records, preds = load_records(args.data), read_predictions(args.predictions)
+            if not preds:
+                raise ValueError(f"{args.predictions}: holds no prediction (expected id<TAB>answer lines)")
+            s = score_predictions(records, preds)
+            if s["unknown_ids"]:
+                _log(f"warning: {args.predictions}: {s['unknown_ids']} predictions are for ids that "
+                     f"{args.data} does not have (e.g. {s['unknown_example']!r}); they are not scored")
+            if s["missing_ids"]:
+                _log(f"warning: {args.predictions}: no prediction for {s['missing_ids']} of the "
+                     f"{s['questions']} questions; they are scored as answered \"\"")
+            print(json.dumps(_rounded(s), ensure_ascii=False))
         elif args.command == "train":
             records = load_records(args.data)
             stages = [_stage(arg) for arg in args.curriculum]
@@ -288,7 +330,7 @@ def main(argv=None):
                               "questions_per_second": round(qps, 1)}))
         else:
             run_demo(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:            # bad input, a missing or unwritable file: one line
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

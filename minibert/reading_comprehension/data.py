@@ -60,6 +60,8 @@ def check_records(records, path="data"):
         where = f"record id {rid!r} (index {i})"
         if isinstance(rid, bool) or not isinstance(rid, (str, int)):
             _fail(path, where, "field 'id': expected a string or an integer")
+        if any(c in str(rid) for c in "\t\n\r"):
+            _fail(path, where, "field 'id': holds a tab or a line break (ids are written one a line)")
         if str(rid) in seen:
             _fail(path, where, "field 'id': repeated id")
         seen.add(str(rid))

@@ -98,10 +98,13 @@ def char_f1(pred, golds):
 def score_predictions(records, predictions):
     """records: checked data records; predictions: id (str) -> answer (a missing id counts as "").
 
-    returns {accuracy, f1, score, no_answer_precision, no_answer_recall, questions}
+    returns {accuracy, f1, score, no_answer_precision, no_answer_recall, questions, missing_ids (records
+    without a prediction), unknown_ids (predictions for ids the records lack, not scored) and unknown_example}
     """
     if not records:
         raise ValueError("records: expected at least one record, got none")
+    ids = {str(r["id"]) for r in records}
+    unknown = [k for k in predictions if k not in ids]
     em = f1 = 0.0
     pred_empty = gold_empty = both = 0
     for r in records:
@@ -114,27 +117,41 @@ def score_predictions(records, predictions):
     n = len(records)
     return {"accuracy": em / n, "f1": f1 / n, "score": (em + f1) / (2 * n),
             "no_answer_precision": both / pred_empty if pred_empty else None,
-            "no_answer_recall": both / gold_empty if gold_empty else None, "questions": n}
+            "no_answer_recall": both / gold_empty if gold_empty else None, "questions": n,
+            "missing_ids": len(ids - set(predictions)), "unknown_ids": len(unknown),
+            "unknown_example": unknown[0] if unknown else None}
 
 
 def read_predictions(path):
-    """id<TAB>answer lines (the answer may be empty); ValueError naming the line that is malformed."""
+    """id<TAB>answer lines (the answer may be empty) -> {id: answer}; ValueError naming the file and line
+    of a malformed one, of bytes that are not UTF-8, or of an id given twice."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"predictions file not found: {path}")
     out = {}
-    with open(path, encoding="utf-8") as f:
-        for k, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
+    with open(path, "rb") as f:
+        for k, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}: line {k}: not UTF-8 text ({err.reason} at byte {err.start})") from None
             if not line.strip():
                 continue
             if "\t" not in line:
                 raise ValueError(f"{path}: line {k}: expected 'id<TAB>answer', got {line!r:.60}")
             qid, ans = line.split("\t", 1)
+            if qid in out:
+                raise ValueError(f"{path}: line {k}: id {qid!r} has a prediction already")
             out[qid] = ans
     return out
 
 
 def write_predictions(predictions, path):
+    """id<TAB>answer lines. An id holding a tab or a line break is refused (it would split its line); the
+    answer's tabs and line breaks become spaces."""
+    for qid in predictions:
+        if any(c in str(qid) for c in "\t\n\r"):
+            raise ValueError(f"predictions: id {qid!r} holds a tab or a line break; it cannot be written as "
+                             "an id<TAB>answer line")
     with open(path, "w", encoding="utf-8") as f:
         for qid, ans in predictions.items():
-            f.write(f"{qid}\t{ans.replace(chr(9), ' ').replace(chr(10), ' ')}\n")
+            f.write(f"{qid}\t{' '.join(ans.replace(chr(9), ' ').splitlines())}\n")

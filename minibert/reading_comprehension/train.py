@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import BertConfig
 from ..model import init_params
+from ..ops import PLAIN
 from ..optim import AdamW
 from ..seq2seq import seq2seq_forward_backward
 
@@ -97,13 +98,15 @@ def small_config(vocab_size, layers=2, hidden=128, heads=4, intermediate=256, ma
 
 def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr=1e-3, warmup=100, seed=0,
                 max_p_len=96, max_q_len=24, max_a_len=12, log=sys.stderr, every=100, deadline=None,
-                later_steps=0):
+                later_steps=0, ops=PLAIN):
     """Fine-tune (or train from scratch when params is None) on the records; returns params, history.
 
     The budget is `steps` updates: the result depends on the seed and the arguments alone.
     deadline: opt-in wall-clock cap; once time.perf_counter() passes it training stops early (keeping
     the model), and the last history entry's step is then below `steps`.
     later_steps: updates still planned after this call (other stages), for the progress line's time left.
+    ops: the ops table of the training step and the optimizer (minibert/ops.py): PLAIN, or the tuned
+    minibert.fast.OPS, which the demo passes (same numbers up to float rounding, faster).
     history: list of (step, mean train loss, mean answer-token accuracy) every `every` steps.
     """
     if not records:
@@ -114,7 +117,7 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
     rng = np.random.default_rng(seed)
     if params is None:
         params = init_params(config, rng, dtype=np.float32)
-    opt = AdamW(params, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=min(warmup, steps),
+    opt = AdamW(params, ops=ops, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=min(warmup, steps),
                 total_steps=steps)
     pool, history, sums, n_cut, t0 = [], [], [0.0, 0.0, 0], 0, time.perf_counter()
     for step in range(1, steps + 1):
@@ -129,7 +132,8 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
             batch.append((ids, seg))
         token_ids, segment_ids, real = pad_examples(batch, tok.pad_id)
         drop = rng if config.hidden_dropout_prob > 0 else None
-        loss, acc, _, grads = seq2seq_forward_backward(params, config, token_ids, segment_ids, real, drop)
+        loss, acc, _, grads = seq2seq_forward_backward(params, config, token_ids, segment_ids, real, drop,
+                                                          ops=ops)
         opt.update(params, grads)
         sums = [sums[0] + loss, sums[1] + acc, sums[2] + 1]
         stop = deadline is not None and time.perf_counter() > deadline
