@@ -174,7 +174,8 @@ def run_check(args):
 
 def build_parsers():
     """(the demo's parser, the check subcommand's parser)."""
-    check = Parser(prog="python -m latex_cube check", description="Read a cube drawing in TeX and check its numbers.")
+    check = Parser(prog="python -m latex_cube check",
+                   description="Read a cube drawing in TeX and check its numbers.")
     check.add_argument("file", help="a file holding the drawing's \\begin{array}...\\end{array}")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
     p = Parser(prog="python -m latex_cube", description=__doc__.split("\n")[0], epilog=SUBCOMMANDS,
