@@ -184,7 +184,8 @@ def build_parsers():
     p.add_argument("--class", dest="cls", type=int_in(0, 3), default=None, help="class 0..3 (by canonical form)")
     p.add_argument("--symmetry", type=int_in(0, 47), default=None, help="symmetry 0..47 applied to the class's "
                    "canonical form; default (neither given): the cube in the notes")
-    p.add_argument("--out", default="out/latex_cube", help="folder for NAME.tex and NAME.html (NAME: cube, or classK-symmetryS)")
+    p.add_argument("--out", default="out/latex_cube",
+                   help="folder for NAME.tex and NAME.html (NAME: cube, or classK-symmetryS)")
     p.add_argument("--mathjax-url", default=None, help="where the page loads MathJax from (default: CDN)")
     p.add_argument("--mathjax2", action="store_true", help="emit \\require{HTML} and load MathJax 2")
     p.add_argument("--quick", action="store_true", help="skip the check over all images and round trips")
