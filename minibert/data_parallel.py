@@ -106,6 +106,13 @@ class FlatGradients:
         return dict(self.views)
 
 
+def stop_every_rank(comm, code):
+    """MPI_Abort, one second after this rank's last words: mpiexec relays a rank's output through a pipe,
+    and an abort right after a write can end the job before the message reaches the terminal."""
+    time.sleep(1.0)
+    comm.Abort(code)
+
+
 def wait_or_abort(done, comm, timeout, what):
     """Poll done() until it is true; after `timeout` seconds say why on stderr and MPI_Abort every rank."""
     deadline, pause = time.monotonic() + timeout, 1e-5
@@ -114,7 +121,7 @@ def wait_or_abort(done, comm, timeout, what):
             print(f"data parallel: rank {comm.rank} of {comm.size} waited {timeout:g} s for {what}: another "
                   "rank has died or hangs. Stopping every rank; continue from the last checkpoint with "
                   "--resume (any number of ranks).", file=sys.stderr, flush=True)
-            comm.Abort(3)
+            stop_every_rank(comm, 3)
         time.sleep(pause)
         pause = min(2 * pause, 1e-3)                      # answer fast, without spinning a core
 
@@ -135,8 +142,9 @@ class MPIReducer:
     def allreduce(self, buffers, what="an all-reduce"):
         from mpi4py import MPI
         on_device = [get_xp(b) is not np for b in buffers]
-        if any(on_device):
-            get_xp(buffers[on_device.index(True)]).cuda.get_current_stream().synchronize()
+        xp = get_xp(*buffers)
+        if hasattr(xp, "cuda"):                          # CuPy: the kernels writing the buffers must be done
+            xp.cuda.get_current_stream().synchronize()
         staged = [b.get() if dev and not self.cuda_aware else b for b, dev in zip(buffers, on_device)]
         requests = [self.comm.Iallreduce(MPI.IN_PLACE, s, op=MPI.SUM) for s in staged]
         wait_or_abort(lambda: MPI.Request.Testall(requests), self.comm, self.timeout, what)
@@ -307,7 +315,7 @@ def train_data_parallel(args, log=None):
         if comm.size > 1:
             print(f"data parallel: rank {comm.rank} of {comm.size} failed ({type(err).__name__}: {err}); "
                   "stopping every rank", file=sys.stderr, flush=True)
-            comm.Abort(1)
+            stop_every_rank(comm, 1)
         raise
 
 
@@ -318,7 +326,7 @@ def _train_loop(args, comm, share, tok, config, rows, fingerprint, state, log):
     flat = FlatGradients(params, args.bucket_mb * 2 ** 20)
     mask_id, (ids, words) = tok.vocab["[MASK]"], rows["train"]
     stream = batches(ids, args.batch_size, args.seed, position)
-    history, t0, first = [], time.perf_counter(), step
+    history, t0, first, every = [], time.perf_counter(), step, max(1, args.steps // 20)
     if step == 0 and lead:
         history.append((0, *evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)))
     while step < args.steps:
@@ -335,11 +343,15 @@ def _train_loop(args, comm, share, tok, config, rows, fingerprint, state, log):
         if ema is not None:
             ema.update(params)
         step += 1
+        rate = (step - first) / (time.perf_counter() - t0)
         if lead and (step % args.eval_every == 0 or step == args.steps):
             ev_loss, ev_acc = evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)
             history.append((step, ev_loss, ev_acc))
             print(f"step {step}/{args.steps}  train loss {loss:.3f} acc {acc:.3f}  held-out loss {ev_loss:.3f} "
-                  f"acc {ev_acc:.3f}  {comm.size} rank(s)  {time.perf_counter() - t0:.1f} s", file=log, flush=True)
+                  f"acc {ev_acc:.3f}  {comm.size} rank(s), {rate:.1f} updates/s", file=log, flush=True)
+        elif lead and step % every == 0:
+            print(f"step {step}/{args.steps}  train loss {loss:.3f}  {comm.size} rank(s), {rate:.1f} updates/s",
+                  file=log, flush=True)
         if lead and args.out and (step % args.save_every == 0 or step == args.steps):
             save_train_state(args.out, config=config, params=params, optimizer=optimizer, rng=rng, step=step,
                              data_position=position, fingerprint=fingerprint, ema=ema)
@@ -347,6 +359,6 @@ def _train_loop(args, comm, share, tok, config, rows, fingerprint, state, log):
     if not lead:
         return None
     tokens = (step - first) * args.accum * args.batch_size * args.maxlen
+    print(f"{tokens / max(seconds, 1e-9):.0f} tokens/s on {comm.size} rank(s)", file=log, flush=True)
     return {"steps": step, "params": int(sum(p.size for p in params.values())), "seconds": seconds,
-            "history": history, "out": args.out,
-            "data_parallel": {"ranks": comm.size, "tokens_per_second": round(tokens / max(seconds, 1e-9), 1)}}
+            "history": history, "out": args.out, "data_parallel": {"ranks": comm.size}}

@@ -1,9 +1,13 @@
 """Started under mpiexec by tests/test_data_parallel.py: every rank fills a gradient that depends on its
 rank, a reducer sums the flat buffer's buckets, and every rank checks the sum against its closed form.
 
-    mpiexec -n 2 python tests/data_parallel_ranks.py numpy        # MPI on host buffers
-    mpiexec -n 2 python tests/data_parallel_ranks.py cupy-mpi     # CuPy buffers through MPI
-    mpiexec -n 1 python tests/data_parallel_ranks.py cupy-nccl    # CuPy buffers through NCCL (one GPU a rank)
+    mpiexec -n 2 python -m tests.data_parallel_ranks numpy       # MPI on host buffers
+    mpiexec -n 2 python -m tests.data_parallel_ranks strict      # "device" buffers of the strict double
+    mpiexec -n 2 python -m tests.data_parallel_ranks cupy-mpi    # CuPy buffers through MPI
+    mpiexec -n 1 python -m tests.data_parallel_ranks cupy-nccl   # CuPy buffers through NCCL (one GPU a rank)
+
+The strict double (tests/strict_arrays.py) refuses to mix with NumPy as CuPy arrays do, so on a CPU it
+checks that the device path makes its buffer with the parameters' module and moves data only explicitly.
 """
 import sys
 
@@ -19,6 +23,8 @@ def main(backend):
     comm = MPI.COMM_WORLD
     if backend == "numpy":
         xp = np
+    elif backend == "strict":
+        from tests.strict_arrays import strict as xp
     else:
         import cupy as xp
         xp.cuda.Device(comm.rank % xp.cuda.runtime.getDeviceCount()).use()
@@ -33,7 +39,7 @@ def main(backend):
     reducer.allreduce(flat.buckets + [stats], "the test all-reduce")
     ranks_sum = comm.size * (comm.size + 1) / 2           # sum over r of (r + 1)
     for k, s in SHAPES.items():
-        got = flat.views[k] if xp is np else xp.asnumpy(flat.views[k])
+        got = flat.views[k] if xp is np else xp.asnumpy(flat.views[k])     # the explicit transfer back
         want = 2.0 * ranks_sum * (np.arange(int(np.prod(s)), dtype=np.float64).reshape(s) + 1)
         np.testing.assert_array_equal(got, want, err_msg=f"summed gradient {k} on rank {comm.rank}")
     np.testing.assert_array_equal(stats, [ranks_sum, comm.size], err_msg=f"summed stats on rank {comm.rank}")

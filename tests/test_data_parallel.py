@@ -183,10 +183,9 @@ def test_uneven_share_is_refused_on_every_rank(tmp_path):
 
 
 def _ranks_script(n, backend, timeout):
-    """tests/data_parallel_ranks.py on n ranks."""
-    script = os.path.join(ROOT, "tests", "data_parallel_ranks.py")
-    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, script, backend], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    """tests/data_parallel_ranks.py on n ranks (as a module, so the checkout's own packages are imported)."""
+    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, "-m", "tests.data_parallel_ranks", backend],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_problem_only_rank_0_sees_ends_every_rank_with_its_message(tmp_path):
@@ -199,10 +198,13 @@ def test_a_problem_only_rank_0_sees_ends_every_rank_with_its_message(tmp_path):
     assert os.listdir(tmp_path / "r") == ["notes.txt"]
 
 
-def test_bucketed_reduction_sums_exactly_on_two_ranks():
-    proc = _ranks_script(2, "numpy", 120)
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_bucketed_reduction_sums_exactly_on_two_ranks(backend):
+    """Host buffers, and buffers of the strict double that refuses to mix with NumPy as CuPy does (the
+    device path through host memory, on a CPU)."""
+    proc = _ranks_script(2, backend, 120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("numpy sums match") == 2
+    assert proc.stdout.count(f"{backend} sums match") == 2
 
 
 @pytest.mark.gpu
