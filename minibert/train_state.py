@@ -141,19 +141,24 @@ def save_train_state(run_dir, *, config, params, optimizer, rng, step, data_posi
             f.flush()
             os.fsync(f.fileno())
         _fsync_dir(tmp)
-        if os.path.exists(final):                # same step written before (e.g. a run resumed earlier)
-            old = os.path.join(run_dir, f".old-{name}-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        _move_into_place(tmp, final, os.path.join(run_dir, f".old-{name}-{os.getpid()}"))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _point_latest(run_dir, name)
     _prune(run_dir, keep)
     return final
+
+
+def _move_into_place(tmp, final, old):
+    """Rename the finished folder tmp to final; a final written before (the same step, e.g. by a run
+    resumed earlier; checked to be a checkpoint's folder) is renamed to old first, then removed."""
+    if os.path.exists(final):
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
 
 
 def _point_latest(run_dir, name):
