@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from minibert.config import BertConfig
 from minibert.optim import AdamW
@@ -74,10 +75,10 @@ def test_loss_falls_when_one_batch_is_overfit():
 
 
 def test_demo_smoke_train_predict_evaluate(tmp_path, capsys):
-    out = main(["--steps", "20", "--n-train", "120", "--n-test", "30", "--hidden", "16", "--layers", "1",
-                "--out", str(tmp_path / "model")])
+    assert main(["--steps", "20", "--n-train", "120", "--n-test", "30", "--hidden", "16", "--layers", "1",
+                 "--out", str(tmp_path / "model")]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line == out and line["steps"] == 20 and line["dev_sentences"] == 30
+    assert line["steps"] == 20 and line["dev_sentences"] == 30 and line["sentences_unseen_templates"] == 15
     assert 0.0 <= line["f1"] <= 1.0 and line["seconds"] > 0
     # the budget is in updates: the same seed and flags give the same figures (time fields aside)
     main(["--steps", "20", "--n-train", "120", "--n-test", "30", "--hidden", "16", "--layers", "1"])
@@ -108,12 +109,35 @@ def test_init_from_a_pretrained_checkpoint(tmp_path, capsys):
     config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64)
     params = init_params(config, np.random.default_rng(0), heads=False)
-    save_pretrained(str(tmp_path / "bert"), config, params)
-    save_vocab(vocab, str(tmp_path / "bert" / "vocab.txt"))
-    out = main(["--init", str(tmp_path / "bert"), "--steps", "3", "--n-train", "40", "--n-test", "10",
-                "--out", str(tmp_path / "model")])
+    save_pretrained(str(tmp_path / "bert"), config, params,
+                    extra_files={"vocab.txt": lambda path: save_vocab(vocab, path)})
+    assert main(["--init", str(tmp_path / "bert"), "--steps", "3", "--n-train", "40", "--n-test", "10",
+                 "--out", str(tmp_path / "model")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["steps"] == 3 and 0.0 <= out["f1"] <= 1.0
     from minibert.safetensors import read_safetensors
     saved, _ = read_safetensors(str(tmp_path / "model" / "extractor.safetensors"))
     assert {"cln.gamma_dense.weight", "object.weight", "encoder.layer.0.output.LayerNorm.weight"} <= set(saved)
     assert saved["object.weight"].shape == (16, 2 * len(PREDICATES))
+
+
+def test_unseen_templates_stay_out_of_training_and_models_load_checked(tmp_path, capsys):
+    from minibert.triple_extraction.data import SEEN_TEMPLATES, UNSEEN_TEMPLATES
+    train, test = generate_corpus(600, 201, seed=5)
+    assert not set(SEEN_TEMPLATES) & set(UNSEEN_TEMPLATES) and len(UNSEEN_TEMPLATES) >= 4
+    assert {ex["template"] for ex in train} <= set(SEEN_TEMPLATES)
+    assert [ex["template"] in UNSEEN_TEMPLATES for ex in test] == [False] * 101 + [True] * 100
+    train_text = "".join(ex["text"] for ex in train)
+    from minibert.triple_extraction.data import _NATIONS, _PLACES
+    unseen_names = {x for ex in test[101:] for s, _, o in ex["spo_list"] for x in (s, o) if len(x) >= 3
+                    and not x.endswith(("年", "大学")) and x not in _PLACES + _NATIONS}
+    assert unseen_names and not any(n in train_text for n in unseen_names), "names of the test never trained on"
+    # a saved model folder whose vocabulary does not match its weights is refused
+    assert main(["--steps", "2", "--n-train", "40", "--n-test", "4", "--hidden", "16", "--layers", "1",
+                 "--out", str(tmp_path / "m")]) == 0
+    from minibert.triple_extraction.__main__ import load_model, save_model
+    config, params, tok, predicates = load_model(str(tmp_path / "m"))
+    tok.id_to_token.append("多")
+    save_model(str(tmp_path / "m2"), config, params, tok, predicates)
+    with pytest.raises(ValueError, match="do not belong together"):
+        load_model(str(tmp_path / "m2"))

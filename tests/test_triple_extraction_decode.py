@@ -8,6 +8,7 @@ from minibert.tokenizer import Tokenizer
 from minibert.vocab import build_vocab
 from minibert.triple_extraction import decode as dec
 from minibert.triple_extraction.__main__ import main
+from minibert.triple_extraction.decode import micro_prf, triple_key
 from minibert.triple_extraction.data import encode_example, find_sublist, load_examples, load_schema
 
 
@@ -106,8 +107,10 @@ def test_evaluate_command(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["precision"] == 0.5 and result["recall"] == 0.5 and result["f1"] == 0.5
     _write(tmp_path / "other.json", [{"text": "甲", "spo_list": []}, {"text": "丙", "spo_list": []}])
-    with pytest.raises(ValueError, match="example 1"):
-        main(["evaluate", "--data", str(tmp_path / "gold.json"), "--predictions", str(tmp_path / "other.json")])
+    assert main(["evaluate", "--data", str(tmp_path / "gold.json"), "--predictions",
+                 str(tmp_path / "other.json")]) == 2
+    err = capsys.readouterr().err
+    assert "example 1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_loader_names_the_bad_line(tmp_path):
@@ -131,3 +134,31 @@ def test_loader_names_the_bad_line(tmp_path):
         load_schema(str(tmp_path / "s.json"))
     with pytest.raises(FileNotFoundError):
         load_examples(str(tmp_path / "missing.json"))
+
+
+def test_triples_compare_as_bert4keras_tokenized():
+    """Equal when the tokenized subject, the predicate and the tokenized object are (case, spacing at
+    punctuation); a different predicate or another word is another triple."""
+    assert triple_key(("Nova科技", "创始人", "Tom Lee")) == triple_key(("nova科技", "创始人", "tom lee"))
+    assert triple_key(("《秋江》", "导演", "甲")) == triple_key(("《 秋江 》", "导演", "甲"))
+    assert triple_key(("秋江", "导演", "甲")) != triple_key(("秋江", "主演", "甲"))
+    assert triple_key(("Tom Lee", "p", "x")) != triple_key(("TomLee", "p", "x"))
+    s = micro_prf([[("NOVA科技", "创始人", "甲")]], [[("Nova科技", "创始人", "甲")]])
+    assert s["f1"] == 1.0
+
+
+def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
+    (tmp_path / "latin1.json").write_bytes('{"text": "é"}\n'.encode("latin-1"))
+    bad = [(["evaluate", "--data", str(tmp_path / "nope.json"), "--predictions", "x"], "nope.json"),
+           (["evaluate", "--data", str(tmp_path / "latin1.json"), "--predictions", "x"], "UTF-8"),
+           (["predict", "--model", str(tmp_path / "none"), "--data", "x", "--out", "y"], "none"),
+           (["--steps", "0"], "--steps"), (["--ema", "1.5"], "--ema"), (["--lr", "x"], "--lr"),
+           (["--data", str(tmp_path / "latin1.json")], "--dev")]
+    for argv, word in bad:
+        try:
+            status = main(argv)
+        except SystemExit as stop:
+            status = stop.code
+        err = capsys.readouterr().err
+        assert status == 2 and 1 <= len(err.strip().splitlines()) <= 2 and word in err, (argv, err)
+        assert "Traceback" not in err

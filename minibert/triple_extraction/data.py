@@ -5,6 +5,7 @@ A data file has one JSON object per line: {"text": str, "spo_list": [{"subject":
 file (all_50_schemas) has one {"subject_type", "predicate", "object_type"} per line.
 Examples here are dicts {"text": str, "spo_list": [(subject, predicate, object), ...]}.
 """
+import itertools
 import json
 import os
 
@@ -15,8 +16,12 @@ def _read_json_lines(path, what):
     """Yields (line number, parsed object) for every non-blank line; ValueError naming the line."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path} line {n}: not UTF-8 text ({e.reason} at byte {e.start})") from None
             if not line.strip():
                 continue
             try:
@@ -107,57 +112,130 @@ def _pools(rng, held_out):
     return pools
 
 
-def _sentence(rng, pick):
-    """One generated sentence and its triples; pick(kind) draws a name of that kind."""
-    p, q, r = pick("person"), pick("person"), pick("person")
+def _values(rng, pick):
+    """The names and values one sentence may use: persons p, q, r, two places, a year, a nation."""
     place, place2 = (str(x) for x in rng.choice(_PLACES, 2, replace=False))
-    year = f"{rng.integers(1950, 2021)}年"
-    kind = rng.integers(0, 8)
-    if kind == 0:          # one subject, two objects; the school's name may contain the birthplace
-        school = f"{place if rng.random() < 0.5 else place2}大学"
-        return f"{p}出生于{place}，毕业于{school}。", [(p, "出生地", place), (p, "毕业院校", school)]
-    if kind == 1:          # three relations of one person, one of them a date
-        nation = str(rng.choice(_NATIONS))
-        return (f"{p}，{nation}人，{year}出生于{place}。",
-                [(p, "国籍", nation), (p, "出生日期", year), (p, "出生地", place)])
-    if kind == 2:          # one work, a director and two actors
-        w = pick("work")
-        return (f"《{w}》是由{p}执导，{q}、{r}主演的电影。",
-                [(w, "导演", p), (w, "主演", q), (w, "主演", r)])
-    if kind == 3:          # overlapping subjects: the person is inside the book's title. The person comes
-        book = f"{p}传"    # first: two subjects sharing a start cannot both be decoded (nearest end)
-        return (f"{p}的妻子是{r}，《{book}》是{q}创作的传记。", [(book, "作者", q), (p, "妻子", r)])
-    if kind == 4:          # a company with a Latin/digit name, three relations
-        c = pick("company")
-        return (f"{c}成立于{year}，创始人是{p}，总部位于{place}。",
-                [(c, "成立日期", year), (c, "创始人", p), (c, "总部地点", place)])
-    if kind == 5:          # two subjects in one sentence
-        school = f"{place2}大学"
-        return (f"{p}毕业于{school}，他的妻子{q}出生于{place}。",
-                [(p, "毕业院校", school), (p, "妻子", q), (q, "出生地", place)])
-    if kind == 6:          # names and places, but no relation of the schema
-        return str(rng.choice([f"{p}和{q}昨天在{place}见面了。", f"{p}很喜欢{place}的天气。",
+    return {"p": pick("person"), "q": pick("person"), "r": pick("person"), "place": place, "place2": place2,
+            "year": f"{rng.integers(1950, 2021)}年", "nation": str(rng.choice(_NATIONS))}
+
+
+def _birth_school(rng, pick, v):      # one subject, two objects; the school's name may hold the birthplace
+    school = f"{v['place'] if rng.random() < 0.5 else v['place2']}大学"
+    return f"{v['p']}出生于{v['place']}，毕业于{school}。", [(v["p"], "出生地", v["place"]),
+                                                         (v["p"], "毕业院校", school)]
+
+
+def _nation_birth(rng, pick, v):      # three relations of one person, one of them a date
+    return (f"{v['p']}，{v['nation']}人，{v['year']}出生于{v['place']}。",
+            [(v["p"], "国籍", v["nation"]), (v["p"], "出生日期", v["year"]), (v["p"], "出生地", v["place"])])
+
+
+def _film(rng, pick, v):              # one work, a director and two actors
+    w = pick("work")
+    return (f"《{w}》是由{v['p']}执导，{v['q']}、{v['r']}主演的电影。",
+            [(w, "导演", v["p"]), (w, "主演", v["q"]), (w, "主演", v["r"])])
+
+
+def _wife_biography(rng, pick, v):    # overlapping subjects: the person is inside the book's title. The
+    book = f"{v['p']}传"               # person comes first: two subjects sharing a start cannot both be decoded
+    return (f"{v['p']}的妻子是{v['r']}，《{book}》是{v['q']}创作的传记。",
+            [(book, "作者", v["q"]), (v["p"], "妻子", v["r"])])
+
+
+def _company(rng, pick, v):           # a company with a Latin/digit name, three relations
+    c = pick("company")
+    return (f"{c}成立于{v['year']}，创始人是{v['p']}，总部位于{v['place']}。",
+            [(c, "成立日期", v["year"]), (c, "创始人", v["p"]), (c, "总部地点", v["place"])])
+
+
+def _two_subjects(rng, pick, v):      # two subjects in one sentence
+    school = f"{v['place2']}大学"
+    return (f"{v['p']}毕业于{school}，他的妻子{v['q']}出生于{v['place']}。",
+            [(v["p"], "毕业院校", school), (v["p"], "妻子", v["q"]), (v["q"], "出生地", v["place"])])
+
+
+def _no_relation(rng, pick, v):       # names and places, but no relation of the schema
+    return str(rng.choice([f"{v['p']}和{v['q']}昨天在{v['place']}见面了。", f"{v['p']}很喜欢{v['place']}的天气。",
                            f"《{pick('work')}》的票房超过了预期。", "今天的天气很好，适合出门散步。"])), []
-    w = pick("work")       # a book and a film of the same people
-    return (f"{p}写了《{w}》，{q}主演了同名电影《{w}》。", [(w, "作者", p), (w, "主演", q)])
+
+
+def _book_and_film(rng, pick, v):     # a book and a film of the same people
+    w = pick("work")
+    return (f"{v['p']}写了《{w}》，{v['q']}主演了同名电影《{w}》。", [(w, "作者", v["p"]), (w, "主演", v["q"])])
+
+
+# Clause sentences: a subject, then some of its clauses in some order, joined by "，". Each (kind,
+# clauses in order) is a template of its own; every fourth of them, in a fixed order, is held out of
+# training and makes the unseen-template test sentences, whose clauses the model has read, but never
+# in that company or order.
+CLAUSES = {
+    "person": {"birthplace": ("出生于{place}", "出生地", "place"), "school": ("毕业于{school}", "毕业院校", "school"),
+               "nation": ("是{nation}人", "国籍", "nation"), "birthdate": ("{year}出生", "出生日期", "year")},
+    "company": {"founded": ("成立于{year}", "成立日期", "year"), "founder": ("创始人是{p}", "创始人", "p"),
+                "seat": ("总部位于{place}", "总部地点", "place")},
+}
+
+
+def _clause_templates():
+    """(seen, unseen): lists of (kind, clause names in order), two clauses or more."""
+    combos = [(kind, order) for kind in sorted(CLAUSES) for k in range(2, len(CLAUSES[kind]) + 1)
+              for order in itertools.permutations(sorted(CLAUSES[kind]), k)]
+    return [c for i, c in enumerate(combos) if i % 4 != 1], [c for i, c in enumerate(combos) if i % 4 == 1]
+
+
+def _clause_sentence(kind, order):
+    def make(rng, pick, v):
+        v = dict(v, school=f"{v['place2']}大学")
+        subject = v["p"] if kind == "person" else pick("company")
+        if kind == "person":
+            v["p"] = v["q"]                                   # the subject is no object of its own
+        parts = [CLAUSES[kind][c][0].format(**v) for c in order]
+        spo = [(subject, CLAUSES[kind][c][1], v[CLAUSES[kind][c][2]]) for c in order]
+        return subject + "，".join(parts) + "。", spo
+    return make
+
+
+_SEEN_CLAUSES, _UNSEEN_CLAUSES = _clause_templates()
+# Training sentences come from SEEN_TEMPLATES only; UNSEEN_TEMPLATES appear only among the test sentences
+SEEN_TEMPLATES = {"birth_school": _birth_school, "nation_birth": _nation_birth, "film": _film,
+                  "wife_biography": _wife_biography, "company": _company, "two_subjects": _two_subjects,
+                  "no_relation": _no_relation, "book_and_film": _book_and_film,
+                  **{f"{k}:{'+'.join(o)}": _clause_sentence(k, o) for k, o in _SEEN_CLAUSES}}
+UNSEEN_TEMPLATES = {f"{k}:{'+'.join(o)}": _clause_sentence(k, o) for k, o in _UNSEEN_CLAUSES}
+
+
+def _sentence(rng, pick, templates):
+    """One generated sentence, its triples and its template's name; pick(kind) draws a name of that kind."""
+    # half the time one of the clause sentences, half the time one of the other templates (when both exist)
+    groups = [g for g in ([n for n in sorted(templates) if ":" in n], [n for n in sorted(templates) if ":" not in n])
+              if g]
+    names = groups[int(rng.integers(len(groups)))]
+    name = names[int(rng.integers(len(names)))]
+    text, spo = templates[name](rng, pick, _values(rng, pick))
+    return text, spo, name
 
 
 def generate_corpus(n_train, n_test, seed=0, held_out=0.2):
     """Generated sentences in the DuIE layout: (train, test) lists of examples.
 
-    Test sentences use only held-out person, work and company names, never seen in training.
+    Training sentences use SEEN_TEMPLATES; the first half of the test sentences (rounded up) uses
+    SEEN_TEMPLATES too, the second half UNSEEN_TEMPLATES, never seen in training. Test sentences use only
+    held-out person, work and company names. Every example carries its "template" name.
     """
     rng = np.random.default_rng(seed)
     pools = _pools(rng, held_out)
     out = []
-    for n, side in ((n_train, 0), (n_test, 1)):
+    n_seen_test = (n_test + 1) // 2
+    for side, parts in ((0, [(n_train, SEEN_TEMPLATES)]),
+                        (1, [(n_seen_test, SEEN_TEMPLATES), (n_test - n_seen_test, UNSEEN_TEMPLATES)])):
         def pick(kind, side=side):
             names = pools[kind][side]
             return str(names[rng.integers(len(names))])
         examples = []
-        for _ in range(n):
-            text, spo = _sentence(rng, pick)
-            examples.append({"text": text, "spo_list": sorted(set(spo))})
+        for n, templates in parts:
+            for _ in range(n):
+                text, spo, name = _sentence(rng, pick, templates)
+                examples.append({"text": text, "spo_list": sorted(set(spo)), "template": name})
         out.append(examples)
     return out[0], out[1]
 

@@ -6,6 +6,7 @@ out of the original text with the tokenizer's character offsets, never by decodi
 """
 import numpy as np
 
+from ..basic_tokenizer import basic_tokenize
 from .model import object_probs, subject_probs
 
 START_THRESHOLD, END_THRESHOLD = 0.6, 0.5
@@ -67,14 +68,24 @@ def extract(params, config, tokenizer, texts, predicates, maxlen=128):
     return [sorted(r) for r in results]
 
 
+def triple_key(triple):
+    """What two triples must share to count as equal: as bert4keras's SPO, the tokenized subject, the
+    predicate and the tokenized object. The tokens here are BERT's basic ones (lowercase, split at
+    whitespace and punctuation, one token per CJK character), which need no vocabulary, so `evaluate`
+    needs no model and two unknown characters never compare equal as [UNK]."""
+    s, p, o = triple
+    return (tuple(w for w, _, _ in basic_tokenize(s)), p, tuple(w for w, _, _ in basic_tokenize(o)))
+
+
 def micro_prf(predicted, gold):
     """Micro P, R, F1 over lists of triple collections: X = sum |R & T|, Y = sum |R|, Z = sum |T|,
-    P = X / Y, R = X / Z, F1 = 2X / (Y + Z) (0 where a denominator is 0).   returns dict"""
+    P = X / Y, R = X / Z, F1 = 2X / (Y + Z) (0 where a denominator is 0); triples compared by triple_key.
+    returns dict"""
     if len(predicted) != len(gold):
         raise ValueError(f"predicted and gold must have the same length, got {len(predicted)} and {len(gold)}")
     X = Y = Z = 0
     for r, t in zip(predicted, gold):
-        r, t = set(map(tuple, r)), set(map(tuple, t))
+        r, t = set(map(triple_key, r)), set(map(triple_key, t))
         X, Y, Z = X + len(r & t), Y + len(r), Z + len(t)
     return {"precision": X / Y if Y else 0.0, "recall": X / Z if Z else 0.0,
             "f1": 2 * X / (Y + Z) if Y + Z else 0.0, "correct": X, "predicted": Y, "gold": Z}
