@@ -11,7 +11,9 @@ What it costs the reader: the formula is spread over a block loop and `out=` arg
 
 Equal to core.py: each block applies the same elementwise operations in the same order as the plain
 formula, and a row's sum is NumPy's sum of the same contiguous row, so along the last axis of a
-C-contiguous array the results are the same bits as core.py's (tested); along another axis core.py
+C-contiguous array logsumexp, log_softmax and sigmoid give the same bits as core.py's (tested).
+softmax multiplies by the reciprocal of the row sum instead of dividing by it (5 to 10% faster here),
+so it agrees with core.py's e / s within 2 units in the last place (tested). Along another axis core.py
 sums in another order and the two agree to a few units in the last place. The conventions are the
 same: an all -inf row gives -inf / zeros / -inf, NaN or +inf is refused with a ValueError. The bits
 do not depend on the number of threads.
@@ -71,9 +73,10 @@ def _lse_rows(x2d, temperature, want_softmax):
         with np.errstate(invalid="ignore", over="ignore"):
             _block_pass(x2d, rows, temperature, row_max, row_sum, buf)
             if want_softmax:
-                # an all -inf row has s = 0: divide by 1 there, so the row stays all zeros
+                # one reciprocal per row and a multiply per entry, cheaper than a divide per entry;
+                # an all -inf row has s = 0 and gets 1 / inf = 0, so it stays all zeros
                 s = row_sum[rows]
-                xp.divide(buf, xp.where(s == 0, 1, s), out=buf)
+                buf *= xp.reciprocal(xp.where(s == 0, xp.inf, s))
 
     if xp is np and R * n >= _PARALLEL_ELEMS:
         run_pieces(work, len(blocks), name="smoothing")
