@@ -1,0 +1,78 @@
+"""Convolutions at a 28 x 28 DCGAN discriminator's shapes: gan.conv against PyTorch, forward + backward.
+
+    python -m bench conv2d [--quick] [--threads N]
+
+Batch 64, float32, the two strided convolutions of a DCGAN-style discriminator for 28 x 28 images:
+(64, 1, 28, 28) -> 4 x 4 kernel, stride 2, padding 1 -> (64, 64, 14, 14) -> the same -> (64, 128, 7, 7),
+and the generator's mirror image through conv_transpose2d (128 -> 64 -> 1 channels, 7 -> 14 -> 28).
+One timed run is the forward pass of all four and the backward pass (dx, dw, db) of all four with a
+fixed upstream gradient; the reference is torch.nn.functional with autograd on the same threads.
+Ours is the plain layer (gan/conv.py: im2col and one matrix product over the whole batch); there is no
+tuned twin yet.
+"""
+import sys
+
+import numpy as np
+
+from bench.harness import result, set_torch_threads, time_pair
+from gan.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
+
+# (kind, input shape, weight shape): weights in PyTorch's layouts; every layer has stride 2, padding 1
+LAYERS = [("conv", (64, 1, 28, 28), (64, 1, 4, 4)), ("conv", (64, 64, 14, 14), (128, 64, 4, 4)),
+          ("transpose", (64, 128, 7, 7), (128, 64, 4, 4)), ("transpose", (64, 64, 14, 14), (64, 1, 4, 4))]
+PAIRS = {"conv": (conv2d_forward, conv2d_backward), "transpose": (conv_transpose2d_forward,
+                                                                   conv_transpose2d_backward)}
+
+
+def _arrays(rng, batch):
+    out = []
+    for kind, x_shape, w_shape in LAYERS:
+        x = rng.standard_normal((batch, *x_shape[1:])).astype(np.float32)
+        w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+        b = rng.standard_normal(w_shape[0] if kind == "conv" else w_shape[1]).astype(np.float32)
+        y, _ = PAIRS[kind][0](x, w, b, 2, 1)
+        out.append((kind, x, w, b, rng.standard_normal(y.shape).astype(np.float32)))
+    return out
+
+
+def _ours(arrays):
+    def run():
+        for kind, x, w, b, dout in arrays:
+            forward, backward = PAIRS[kind]
+            _, cache = forward(x, w, b, 2, 1)
+            backward(dout, cache)
+    return run
+
+
+def _torch(torch, arrays):
+    fns = {"conv": torch.nn.functional.conv2d, "transpose": torch.nn.functional.conv_transpose2d}
+    tensors = [(fns[kind], *(torch.tensor(a, requires_grad=True) for a in (x, w, b)), torch.tensor(dout))
+               for kind, x, w, b, dout in arrays]
+
+    def run():
+        for fn, x, w, b, dout in tensors:
+            x.grad = w.grad = b.grad = None
+            fn(x, w, b, stride=2, padding=1).backward(dout)
+    return run, tensors
+
+
+def run(args):
+    batch = 16 if args.quick else 64
+    repeats = args.repeats or (3 if args.quick else 7)
+    torch = set_torch_threads(args.threads)
+    arrays = _arrays(np.random.default_rng(0), batch)
+    print(f"conv2d: batch {batch}, 2 convolutions + 2 transposed convolutions, forward + backward, "
+          f"float32, {args.threads} thread(s), {repeats} runs each", file=sys.stderr)
+    ref, err = None, None
+    if torch is not None:
+        ref, tensors = _torch(torch, arrays)
+        ref()
+        kind, x, w, b, dout = arrays[1]
+        _, cache = conv2d_forward(x, w, b, 2, 1)
+        err = float(np.abs(conv2d_backward(dout, cache)[1] - tensors[1][2].grad.numpy()).max())
+    else:
+        print("torch is not installed: timing ours only", file=sys.stderr)
+    ours_s, ref_s = time_pair(_ours(arrays), ref, repeats, label="conv2d")
+    return result("conv2d", ours_s, ref_s, args.threads, batch=batch, dtype="float32",
+                  layers=[f"{kind} {x.shape[1:]} w{w.shape}" for kind, x, w, _, _ in arrays],
+                  max_abs_diff_dw_layer2=err)
