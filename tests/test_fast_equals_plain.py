@@ -174,3 +174,35 @@ def test_cross_entropy(dtype):
     for dloss in (1.0, 0.3):
         close(FAST.cross_entropy_backward(dloss, c1), PLAIN.cross_entropy_backward(dloss, c0), dtype,
               f"cross-entropy dlogits, dloss {dloss}", 0.01)
+
+
+def test_tuned_ops_on_arrays_that_refuse_to_mix_with_numpy():
+    """On another array module (the strict double of tests/strict_arrays.py, as CuPy) the tuned ops take
+    their module's path: an MLM step, an AdamW update and cached decoding give the NumPy run's numbers."""
+    from minibert.decode import greedy
+    from minibert.kv_cache import UniLMCache
+    from tests.strict_arrays import StrictArray, StrictGenerator, strict, to_strict
+
+    cfg = mb.BertConfig(vocab_size=37, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=24, max_position_embeddings=24)
+    params = mb.init_params(cfg, np.random.default_rng(0), np.float32)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(5, 37, (3, 9))
+    real = np.ones((3, 9), bool)
+    is_masked = (rng.random((3, 9)) < 0.3) & real
+    batch = (np.where(is_masked, 4, labels), is_masked, labels, real)
+    s_params = to_strict(params)
+    want = mlm_forward_backward(params, cfg, *batch, np.random.default_rng(2), ops=FAST)
+    got = mlm_forward_backward(s_params, cfg, *to_strict(batch), StrictGenerator(2), ops=FAST)
+    assert abs(got[0] - want[0]) < 1e-5 and got[2] == want[2]
+    for k in params:
+        assert isinstance(got[3][k], StrictArray), k
+        close(got[3][k].get(), want[3][k], np.float32, f"MLM step on strict arrays: d{k}", 10)
+    for p, g in ((params, want[3]), (s_params, got[3])):
+        AdamW(p, ops=FAST, lr=1e-2).update(p, g)
+    for k in params:
+        close(s_params[k].get(), params[k], np.float32, f"AdamW on strict arrays: {k}")
+    ids = rng.integers(5, 37, (2, 6))
+    tokens = [greedy(UniLMCache(p, cfg, i, ops=FAST), 7, 5)
+              for p, i in ((params, ids), (s_params, strict.asarray(ids)))]
+    assert [[int(t) for t in row] for row in tokens[1]] == tokens[0]
