@@ -206,3 +206,27 @@ def test_tuned_ops_on_arrays_that_refuse_to_mix_with_numpy():
     tokens = [greedy(UniLMCache(p, cfg, i, ops=FAST), 7, 5)
               for p, i in ((params, ids), (s_params, strict.asarray(ids)))]
     assert [[int(t) for t in row] for row in tokens[1]] == tokens[0]
+
+
+def test_triple_extraction_loss_on_both_layers():
+    """The triple extractor's training loss and gradients take the ops table too (float64)."""
+    from minibert.tokenizer import Tokenizer
+    from minibert.triple_extraction.data import encode_example, generate_corpus, training_batch
+    from minibert.triple_extraction.model import init_extractor_params, loss_backward, loss_forward
+    from minibert.vocab import build_vocab
+
+    train, _ = generate_corpus(4, 0, seed=0)
+    predicates = sorted({p for ex in train for _, p, _ in ex["spo_list"]})
+    tok = Tokenizer(build_vocab([ex["text"] for ex in train], 300))
+    cfg = mb.BertConfig(vocab_size=len(tok.id_to_token), hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=24, max_position_embeddings=96)
+    params = init_extractor_params(cfg, len(predicates), np.random.default_rng(8), dtype=np.float64)
+    batch = training_batch([encode_example(tok, ex, predicates, 96) for ex in train], len(predicates),
+                           tok.pad_id, np.random.default_rng(9))
+    runs = []
+    for ops in (PLAIN, FAST):
+        loss, cache = loss_forward(params, cfg, batch, ops=ops)
+        runs.append((np.asarray(loss), loss_backward(cache)))
+    close(runs[1][0], runs[0][0], np.float64, "triple extraction loss")
+    for k in params:
+        close(runs[1][1][k], runs[0][1][k], np.float64, f"triple extraction d{k}", 10)

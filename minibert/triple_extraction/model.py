@@ -11,11 +11,10 @@ beta = 0 and W_g = W_b = 0. loss = BCE(p_s) + BCE(p_o), both masked at padding (
 """
 import numpy as np
 
-from ..layers import (dropout_backward, dropout_forward, gelu_backward, gelu_forward,
-                      layernorm_backward, layernorm_forward, linear_backward, linear_forward)
-from ..attention import attention_backward, attention_forward
+from ..layers import dropout_backward, dropout_forward, linear_backward, linear_forward
 from ..model import (as_attention_mask, embeddings_backward, embeddings_forward, encoder_layer_backward,
                      encoder_layer_forward, init_params)
+from ..ops import PLAIN
 from .ops import (conditional_layernorm_backward, conditional_layernorm_forward, powered_bce_backward,
                   powered_bce_forward, powered_sigmoid_forward, subject_vector_backward,
                   subject_vector_forward)
@@ -39,44 +38,45 @@ def init_extractor_params(config, n_predicates, rng, dtype=np.float32):
     return params
 
 
-def last_block_pre_ln_forward(x, params, i, config, mask=None, rng=None):
+def last_block_pre_ln_forward(x, params, i, config, mask=None, rng=None, ops=PLAIN):
     """Encoder block i up to, not including, its output LayerNorm: h + drop(W2 gelu(W1 h)), h = LN1(x + attn).
 
-    x: (B, T, C)   returns H_pre (B, T, C) and the cache. Same code as encoder_layer_forward without ln2.
+    x: (B, T, C)   ops: the ops table (minibert/ops.py)
+    returns H_pre (B, T, C) and the cache. Same code as encoder_layer_forward without ln2.
     """
     p = f"encoder.layer.{i}."
-    a, attn = attention_forward(x, params, p + "attention", config, mask, rng)
+    a, attn = ops.attention_forward(x, params, p + "attention", config, mask, rng)
     a, drop1 = dropout_forward(a, config.hidden_dropout_prob, rng)
     a += x
-    h, ln1 = layernorm_forward(a, params[p + "attention.output.LayerNorm.weight"],
-                               params[p + "attention.output.LayerNorm.bias"], config.layer_norm_eps)
-    f, lin1 = linear_forward(h, params[p + "intermediate.dense.weight"], params[p + "intermediate.dense.bias"])
-    g, act = gelu_forward(f, config.gelu_kind)
-    o, lin2 = linear_forward(g, params[p + "output.dense.weight"], params[p + "output.dense.bias"])
+    h, ln1 = ops.layernorm_forward(a, params[p + "attention.output.LayerNorm.weight"],
+                                   params[p + "attention.output.LayerNorm.bias"], config.layer_norm_eps)
+    f, lin1 = ops.linear_forward(h, params[p + "intermediate.dense.weight"], params[p + "intermediate.dense.bias"])
+    g, act = ops.gelu_forward(f, config.gelu_kind)
+    o, lin2 = ops.linear_forward(g, params[p + "output.dense.weight"], params[p + "output.dense.bias"])
     o, drop2 = dropout_forward(o, config.hidden_dropout_prob, rng)
     o += h
-    return o, (p, attn, drop1, ln1, lin1, act, lin2, drop2)
+    return o, (p, attn, drop1, ln1, lin1, act, lin2, drop2, ops)
 
 
 def last_block_pre_ln_backward(dout, cache):
     """Returns dx (B, T, C) and the block's gradients except its output LayerNorm."""
-    p, attn, drop1, ln1, lin1, act, lin2, drop2 = cache
+    p, attn, drop1, ln1, lin1, act, lin2, drop2, ops = cache
     g = {}
     # forward was: o = h + drop(W2 gelu(W1 h + b1) + b2)
     dg, g[p + "output.dense.weight"], g[p + "output.dense.bias"] = \
-        linear_backward(dropout_backward(dout, drop2), lin2)
+        ops.linear_backward(dropout_backward(dout, drop2), lin2)
     dh, g[p + "intermediate.dense.weight"], g[p + "intermediate.dense.bias"] = \
-        linear_backward(gelu_backward(dg, act), lin1)
+        ops.linear_backward(ops.gelu_backward(dg, act), lin1)
     dh += dout
     da, g[p + "attention.output.LayerNorm.weight"], g[p + "attention.output.LayerNorm.bias"] = \
-        layernorm_backward(dh, ln1)
-    dx, attn_grads = attention_backward(dropout_backward(da, drop1), attn)
+        ops.layernorm_backward(dh, ln1)
+    dx, attn_grads = ops.attention_backward(dropout_backward(da, drop1), attn)
     dx += da
     g.update(attn_grads)
     return dx, g
 
 
-def encode(params, config, ids, mask, rng=None):
+def encode(params, config, ids, mask, rng=None, ops=PLAIN):
     """H_pre and H_out of the encoder.   ids, mask: (B, T)   returns H_pre, H_out (B, T, C), cache"""
     B, T = ids.shape
     if ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= config.vocab_size:
@@ -85,24 +85,24 @@ def encode(params, config, ids, mask, rng=None):
     if T > config.max_position_embeddings:
         raise ValueError(f"ids length {T} exceeds max_position_embeddings {config.max_position_embeddings}")
     attn_mask = as_attention_mask(mask, B, T)
-    x, emb = embeddings_forward(params, config, ids, np.zeros_like(ids), 0, rng)
+    x, emb = embeddings_forward(params, config, ids, np.zeros_like(ids), 0, rng, ops=ops)
     layers = []
     N = config.num_hidden_layers
     for i in range(N - 1):
-        x, c = encoder_layer_forward(x, params, i, config, attn_mask, rng)
+        x, c = encoder_layer_forward(x, params, i, config, attn_mask, rng, ops=ops)
         layers.append(c)
-    h_pre, last = last_block_pre_ln_forward(x, params, N - 1, config, attn_mask, rng)
+    h_pre, last = last_block_pre_ln_forward(x, params, N - 1, config, attn_mask, rng, ops)
     p = f"encoder.layer.{N - 1}.output.LayerNorm."
-    h_out, ln = layernorm_forward(h_pre, params[p + "weight"], params[p + "bias"], config.layer_norm_eps)
-    return h_pre, h_out, (emb, layers, last, ln, N)
+    h_out, ln = ops.layernorm_forward(h_pre, params[p + "weight"], params[p + "bias"], config.layer_norm_eps)
+    return h_pre, h_out, (emb, layers, last, ln, N, ops)
 
 
 def encode_backward(dh_pre, dh_out, cache):
     """Encoder gradients from dL/dH_pre and dL/dH_out (both (B, T, C))."""
-    emb, layers, last, ln, N = cache
+    emb, layers, last, ln, N, ops = cache
     grads = {}
     p = f"encoder.layer.{N - 1}.output.LayerNorm."
-    d, grads[p + "weight"], grads[p + "bias"] = layernorm_backward(dh_out, ln)
+    d, grads[p + "weight"], grads[p + "bias"] = ops.layernorm_backward(dh_out, ln)
     d += dh_pre                                           # H_pre feeds both LN and the object branch
     d, g = last_block_pre_ln_backward(d, last)
     grads.update(g)
@@ -123,9 +123,12 @@ def object_logits_forward(params, config, h_pre, v):
     return z.reshape(B, T, P2 // 2, 2), (cln, lin)
 
 
-def loss_forward(params, config, batch, rng=None):
-    """Training loss L_s + L_o of one batch (see data.training_batch) and the cache for loss_backward."""
-    h_pre, h_out, enc = encode(params, config, batch["ids"], batch["mask"], rng)
+def loss_forward(params, config, batch, rng=None, ops=PLAIN):
+    """Training loss L_s + L_o of one batch (see data.training_batch) and the cache for loss_backward.
+
+    ops: the ops table of the encoder (minibert/ops.py): PLAIN, or minibert.fast.OPS (the tuned twins)
+    """
+    h_pre, h_out, enc = encode(params, config, batch["ids"], batch["mask"], rng, ops)
     zs, lin_s = linear_forward(h_out, params["subject.weight"], params["subject.bias"])     # (B, T, 2)
     v, gather = subject_vector_forward(h_pre, batch["starts"], batch["ends"])               # (B, 2C)
     zo, obj = object_logits_forward(params, config, h_pre, v)                               # (B, T, P, 2)
