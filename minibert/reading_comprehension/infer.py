@@ -18,6 +18,7 @@ import numpy as np
 
 from ..decode import beam_search, greedy
 from ..kv_cache import UniLMCache
+from ..tokenizer import pad_batch
 from .train import clean_passage, encode_source
 
 
@@ -73,9 +74,7 @@ def encode_question(tok, question, passages, max_p_len, max_q_len):
         rows.append(ids)
         cuts += cut
     lengths = np.array([len(r) for r in rows])
-    token_ids = np.full((len(rows), lengths.max()), tok.pad_id, np.int64)
-    for i, r in enumerate(rows):
-        token_ids[i, :len(r)] = r
+    token_ids = pad_batch(rows, tok.pad_id)
     # the passage tokens: between [CLS] and the first [SEP]
     passage_ids = [r[1:r.index(tok.sep_id)] for r in rows]
     return token_ids, lengths, passage_ids, cuts

@@ -21,6 +21,7 @@ from ..model import init_params
 from ..ops import PLAIN
 from ..optim import AdamW
 from ..seq2seq import seq2seq_forward_backward
+from ..tokenizer import pad_batch
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -69,12 +70,9 @@ def encode_example(tok, passage, question, answer, max_p_len, max_q_len, max_a_l
 
 def pad_examples(examples, pad_id):
     """Right-pad (ids, segments) lists into token_ids, segment_ids, real: (B, T) int64."""
-    T = max(len(ids) for ids, _ in examples)
-    B = len(examples)
-    token_ids = np.full((B, T), pad_id, np.int64)
-    segment_ids, real = np.zeros((B, T), np.int64), np.zeros((B, T), np.int64)
-    for b, (ids, seg) in enumerate(examples):
-        token_ids[b, :len(ids)], segment_ids[b, :len(ids)], real[b, :len(ids)] = ids, seg, 1
+    token_ids = pad_batch([ids for ids, _ in examples], pad_id)
+    segment_ids = pad_batch([seg for _, seg in examples], 0)
+    real = pad_batch([[1] * len(ids) for ids, _ in examples], 0)
     return token_ids, segment_ids, real
 
 
