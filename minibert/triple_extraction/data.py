@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ..tokenizer import pad_batch
+
 
 def _read_json_lines(path, what):
     """Yields (line number, parsed object) for every non-blank line; ValueError naming the line."""
@@ -280,15 +282,13 @@ def training_batch(encoded, n_predicates, pad_id, rng):
     returns dict: ids (B, T) int64, mask (B, T), subject_labels (B, T, 2), starts, ends (B,),
     object_labels (B, T, P, 2)
     """
-    B, T = len(encoded), max(len(e["ids"]) for e in encoded)
-    ids = np.full((B, T), pad_id, np.int64)
-    mask = np.zeros((B, T))
+    ids = pad_batch([e["ids"] for e in encoded], pad_id)                      # (B, T)
+    B, T = ids.shape
+    mask = pad_batch([[1] * len(e["ids"]) for e in encoded], 0).astype(np.float64)
     subject_labels = np.zeros((B, T, 2))
     object_labels = np.zeros((B, T, n_predicates, 2))
     starts, ends = np.zeros(B, np.int64), np.zeros(B, np.int64)
     for b, e in enumerate(encoded):
-        ids[b, :len(e["ids"])] = e["ids"]
-        mask[b, :len(e["ids"])] = 1.0
         for s, t in e["triples"]:
             subject_labels[b, s, 0] = subject_labels[b, t, 1] = 1.0
         if not e["triples"]:
