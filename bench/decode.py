@@ -46,8 +46,8 @@ def run(args):
     same = outputs["cached"] == outputs["full"]
     if not same:
         print("warning: cached and full decoding produced different tokens", file=sys.stderr)
-    r = result("decode", t_cached, t_full, args.threads, layer=ops.name, layers=cfg.num_hidden_layers, hidden=cfg.hidden_size,
-               source_tokens=S, new_tokens=n_new, tokens_equal=same,
+    r = result("decode", t_cached, t_full, args.threads, layer=ops.name, layers=cfg.num_hidden_layers,
+               hidden=cfg.hidden_size, source_tokens=S, new_tokens=n_new, tokens_equal=same,
                speedup=round(t_full / t_cached, 2), cached_ms_per_token=round(1e3 * t_cached / n_new, 1))
     r["reference"] = "full recomputation at every step (ours, the bert4keras way)"
     return r
