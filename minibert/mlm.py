@@ -89,7 +89,7 @@ def whole_word_mask(token_ids, word_ids, rng, vocab_size, mask_id, rate=0.15):
     """Choose words with probability `rate`; each token of a chosen word: 80% [MASK], 10% random, 10% kept.
 
     token_ids, word_ids: (B, T) int, word ids -1 where nothing may be masked
-    rng: numpy Generator (three draws per call, in a fixed order, so runs repeat exactly)
+    rng: a Generator of the arrays' module (three draws per call, in a fixed order, so runs repeat exactly)
     returns inputs (B, T) int64 and is_masked (B, T) bool (true also for the 10% left unchanged)
     """
     if token_ids.shape != word_ids.shape:
@@ -97,7 +97,8 @@ def whole_word_mask(token_ids, word_ids, rng, vocab_size, mask_id, rate=0.15):
     B, T = token_ids.shape
     n_words = int(word_ids.max()) + 1 if word_ids.size else 0
     chosen = rng.random((B, max(n_words, 1))) < rate               # (B, W) one draw per word
-    is_masked = (word_ids >= 0) & np.take_along_axis(chosen, np.maximum(word_ids, 0), axis=1)
+    xp = get_xp(token_ids, word_ids)
+    is_masked = (word_ids >= 0) & xp.take_along_axis(chosen, xp.maximum(word_ids, 0), axis=1)
     r = rng.random((B, T))                                         # which of the 80/10/10
     random_ids = rng.integers(0, vocab_size, size=(B, T))
     inputs = token_ids.copy()

@@ -167,3 +167,17 @@ def test_seq2seq_bad_input(tok):
         seq2seq_batch(tok, [])
     with pytest.raises(ValueError, match="max_position_embeddings"):
         generate(params, cfg, tok, "the cat " * 20, max_len=40)
+
+
+def test_whole_word_mask_on_arrays_that_refuse_to_mix_with_numpy():
+    """Masking asks its arrays for their module: the strict double (as CuPy) gives the NumPy run's masks."""
+    from tests.strict_arrays import StrictArray, StrictGenerator, strict
+
+    token_ids = np.arange(20).reshape(2, 10) + 5
+    word_ids = np.tile(np.arange(10) // 2, (2, 1))
+    word_ids[:, 0] = -1
+    want = whole_word_mask(token_ids, word_ids, np.random.default_rng(0), 50, 4, 0.5)
+    got = whole_word_mask(strict.asarray(token_ids), strict.asarray(word_ids), StrictGenerator(0), 50, 4, 0.5)
+    assert all(isinstance(g, StrictArray) for g in got)
+    np.testing.assert_array_equal(got[0].get(), want[0], err_msg="inputs after masking")
+    np.testing.assert_array_equal(got[1].get(), want[1], err_msg="is_masked")
