@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from ..checkpoint import check_folder, load_pretrained, save_folder  # noqa: E402
 from ..config import BertConfig  # noqa: E402
+from ..fast import OPS as FAST  # noqa: E402
 from ..optim import EMA, AdamW  # noqa: E402
 from ..safetensors import read_safetensors, write_safetensors  # noqa: E402
 from ..tokenizer import Tokenizer  # noqa: E402
@@ -138,7 +139,7 @@ def train(args):
     print(f"{len(encoded) - len(kept)} of {len(encoded)} training sentences have no triple found in their "
           "tokens and are left out, as bert4keras does", file=sys.stderr)
     encoded = kept
-    opt = AdamW(params, lr=args.lr, weight_decay=0.0, warmup_steps=min(100, args.steps // 10),
+    opt = AdamW(params, ops=FAST, lr=args.lr, weight_decay=0.0, warmup_steps=min(100, args.steps // 10),
                 total_steps=args.steps)
     ema = EMA(params, args.ema)
     order, pos = rng.permutation(len(encoded)), 0
@@ -149,7 +150,7 @@ def train(args):
         batch = training_batch([encoded[i] for i in order[pos:pos + args.batch_size]], len(predicates),
                                tok.pad_id, rng)
         pos += args.batch_size
-        loss, cache = loss_forward(params, config, batch, rng)
+        loss, cache = loss_forward(params, config, batch, rng, ops=FAST)
         opt.update(params, loss_backward(cache))
         ema.update(params)
         if step % 100 == 0 or step == args.steps:
