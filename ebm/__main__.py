@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from gan.arguments import natural, number_type, positive_float, positive_int
+from gan.arguments import natural, number_type, png_path, positive_float, positive_int
 
 from .data import DATASETS, true_nll
 from .evaluate import grid_energy, kde_fit, kde_log_density, model_nll
@@ -45,24 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--png", default=None, help="the picture's path instead of OUT/NAME.png ('' for none)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
-    args.png = _png_path(p, args)
+    args.png = png_path(p, args) if have_matplotlib() else None
     return args
-
-
-def _png_path(parser, args):
-    """The picture's path (None for none), its folder created and checked before any training."""
-    if args.png == "" or not have_matplotlib():
-        return None
-    path = args.png or os.path.join(args.out, (args.name or args.data + ("-quick" if args.quick else ""))
-                                    + ".png")
-    folder = os.path.dirname(path) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        parser.error(f"cannot create the output folder {folder}: {err.strerror}")
-    if not os.access(folder, os.W_OK):
-        parser.error(f"the output folder {folder} is not writable")
-    return path
 
 
 def main(argv=None):

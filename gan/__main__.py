@@ -17,7 +17,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from .arguments import natural, positive_float, positive_int  # noqa: E402
+from .arguments import natural, png_path, positive_float, positive_int  # noqa: E402
 from .cascade import G_STAGES  # noqa: E402
 from .compare import default_config, format_table, run_compare, summarize  # noqa: E402
 from .data import DATASETS  # noqa: E402
@@ -82,22 +82,6 @@ def _config(args):
     return cfg
 
 
-def _png_path(parser, args):
-    """The picture's path (None for none), its folder created and checked before any training."""
-    if args.png == "":
-        return None
-    path = args.png or os.path.join(args.out, (args.name or args.data + ("-quick" if args.quick else ""))
-                                    + ".png")
-    folder = os.path.dirname(path) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        parser.error(f"cannot create the output folder {folder}: {err.strerror}")
-    if not os.access(folder, os.W_OK):
-        parser.error(f"the output folder {folder} is not writable")
-    return path
-
-
 def main_train(args, png):
     from .plot import plot_samples
     from .train import train
@@ -148,7 +132,7 @@ def main(argv=None):
         argv = ["train"] + argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    png = _png_path(parser, args) if args.command == "train" else None
+    png = png_path(parser, args) if args.command == "train" else None
     try:
         if args.command == "train":
             main_train(args, png)

@@ -20,9 +20,10 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
+from ..cli import Parser, in_range  # noqa: E402
 from ..fast import OPS as FAST  # noqa: E402
 from ..kv_cache import FullRecompute, UniLMCache  # noqa: E402
-from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
 from ..tokenizer import Tokenizer  # noqa: E402
 from ..vocab import save_vocab  # noqa: E402
 import numpy as np  # noqa: E402
@@ -38,64 +39,43 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one line on stderr for a bad command line (exit status 2), not the whole usage."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
-
-
-def _at_least(low, kind=int):
-    """An argparse type: a number of `kind` that is at least `low`, or a message naming the limit."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if not value >= low:                              # also refuses nan
-            raise argparse.ArgumentTypeError(f"expected a value >= {low}, got {text!r}")
-        return value
-    return parse
-
-
 def _model_args(p):
-    p.add_argument("--max-p-len", type=_at_least(3), default=96, help="passage tokens with [CLS] and [SEP]")
-    p.add_argument("--max-q-len", type=_at_least(2), default=24, help="question tokens with its [SEP]")
-    p.add_argument("--max-a-len", type=_at_least(1), default=12, help="answer tokens with the final [SEP]")
+    p.add_argument("--max-p-len", type=in_range(3), default=96, help="passage tokens with [CLS] and [SEP]")
+    p.add_argument("--max-q-len", type=in_range(2), default=24, help="question tokens with its [SEP]")
+    p.add_argument("--max-a-len", type=in_range(1), default=12, help="answer tokens with the final [SEP]")
 
 
 def _train_args(p):
-    p.add_argument("--steps", type=_at_least(1), default=8000,
+    p.add_argument("--steps", type=in_range(1), default=8000,
                    help="updates on the training questions (with any curriculum questions mixed in)")
-    p.add_argument("--minutes", type=_at_least(0.0, float), default=None,
+    p.add_argument("--minutes", type=in_range(0.0, float), default=None,
                    help="opt-in wall-clock cap on training (default: none; the budget is --steps updates); "
                         "a run it cuts short reports \"completed\": false")
-    p.add_argument("--batch-size", type=_at_least(1), default=32)
-    p.add_argument("--lr", type=_at_least(0.0, float), default=1e-3, help="peak learning rate on the training questions")
-    p.add_argument("--curriculum-lr", type=_at_least(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
-    p.add_argument("--layers", type=_at_least(1), default=3)
-    p.add_argument("--hidden", type=_at_least(1), default=64)
-    p.add_argument("--heads", type=_at_least(1), default=4)
+    p.add_argument("--batch-size", type=in_range(1), default=32)
+    p.add_argument("--lr", type=in_range(0.0, float), default=1e-3, help="peak learning rate on the training questions")
+    p.add_argument("--curriculum-lr", type=in_range(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
+    p.add_argument("--layers", type=in_range(1), default=3)
+    p.add_argument("--hidden", type=in_range(1), default=64)
+    p.add_argument("--heads", type=in_range(1), default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 
 
 def _decode_args(p):
-    p.add_argument("--beam", type=_at_least(1), default=1, help="beam size (1: greedy)")
+    p.add_argument("--beam", type=in_range(1), default=1, help="beam size (1: greedy)")
     p.add_argument("--mode", default="extractive", choices=["extractive", "generative"])
     p.add_argument("--combine", default="vote", choices=["vote", "best"],
                    help="vote over passages, or read only the passage surest of its first token")
 
 
 def build_parser():
-    ap = _Parser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the same pipeline in under a minute")
-    ap.add_argument("--train-questions", type=_at_least(1), default=40000)
-    ap.add_argument("--test-questions", type=_at_least(1), default=300)
-    ap.add_argument("--easy-questions", type=_at_least(0), default=20000,
+    ap.add_argument("--train-questions", type=in_range(1), default=40000)
+    ap.add_argument("--test-questions", type=in_range(1), default=300)
+    ap.add_argument("--easy-questions", type=in_range(0), default=20000,
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
-    ap.add_argument("--easy-steps", type=_at_least(0), default=3000, help="updates on them (0: no such stage)")
+    ap.add_argument("--easy-steps", type=in_range(0), default=3000, help="updates on them (0: no such stage)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)

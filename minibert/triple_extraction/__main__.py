@@ -9,7 +9,6 @@
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
-import argparse
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from ..checkpoint import check_folder, load_pretrained, save_folder  # noqa: E402
+from ..cli import Parser, in_range  # noqa: E402
 from ..config import BertConfig  # noqa: E402
 from ..fast import OPS as FAST  # noqa: E402
 from ..optim import EMA, AdamW  # noqa: E402
@@ -36,30 +36,8 @@ from .decode import extract, micro_prf, score_files, triple_key  # noqa: E402
 from .model import init_extractor_params, loss_backward, loss_forward  # noqa: E402
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one line on stderr for a bad command line (exit status 2), not the whole usage."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
-
-
-def _in_range(low, kind=int, high=None):
-    """An argparse type: a number of `kind` with low <= value (< high, when given)."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if not (value >= low and (high is None or value < high)):        # also refuses nan
-            limit = f"in [{low}, {high})" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"expected a value {limit}, got {text!r}")
-        return value
-    return parse
-
-
 def build_parser():
-    ap = _Parser(prog="python -m minibert.triple_extraction", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m minibert.triple_extraction", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command")
     tr = sub.add_parser("train", help="train (default: on a generated corpus) and score the dev set")
     for p in (ap, tr):
@@ -68,16 +46,16 @@ def build_parser():
         p.add_argument("--schema", help="all_50_schemas (required with --data)")
         p.add_argument("--init", help="pretrained BERT directory (config.json, model.safetensors, vocab.txt)")
         p.add_argument("--out", help="directory to save the trained model (EMA weights)")
-        p.add_argument("--steps", type=_in_range(1), default=1000)
-        p.add_argument("--batch-size", type=_in_range(1), default=32)
-        p.add_argument("--lr", type=_in_range(0.0, float), default=2e-3)
-        p.add_argument("--ema", type=_in_range(0.0, float, 1.0), default=0.99,
+        p.add_argument("--steps", type=in_range(1), default=1000)
+        p.add_argument("--batch-size", type=in_range(1), default=32)
+        p.add_argument("--lr", type=in_range(0.0, float), default=2e-3)
+        p.add_argument("--ema", type=in_range(0.0, float, 1.0), default=0.99,
                        help="EMA decay (bert4keras: 0.999 over 5000+ steps)")
-        p.add_argument("--layers", type=_in_range(1), default=2)
-        p.add_argument("--hidden", type=_in_range(1), default=128)
-        p.add_argument("--maxlen", type=_in_range(3), default=64)
-        p.add_argument("--n-train", type=_in_range(1), default=6000)
-        p.add_argument("--n-test", type=_in_range(1), default=500)
+        p.add_argument("--layers", type=in_range(1), default=2)
+        p.add_argument("--hidden", type=in_range(1), default=128)
+        p.add_argument("--maxlen", type=in_range(3), default=64)
+        p.add_argument("--n-train", type=in_range(1), default=6000)
+        p.add_argument("--n-test", type=in_range(1), default=500)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--quick", action="store_true", help="a small run of the same pipeline (< 1 minute)")
     pr = sub.add_parser("predict", help="write the triples a saved model finds")
@@ -176,7 +154,7 @@ def train(args):
             s = _figures(micro_prf([predicted[i] for i in rows], [dev_set[i]["spo_list"] for i in rows]))
             result.update({f"{k}_{part}": v for k, v in s.items()})
             result[f"sentences_{part}"] = len(rows)
-    print(f"held-out: " + "  ".join(f"{k} {v}" for k, v in result.items() if k.startswith(("precision", "recall",
+    print("held-out: " + "  ".join(f"{k} {v}" for k, v in result.items() if k.startswith(("precision", "recall",
                                                                                              "f1"))))
     return {**result, "train_seconds": round(train_seconds, 1), "seconds": round(time.perf_counter() - t0, 1)}
 
