@@ -77,7 +77,8 @@ FOLDER_FORMAT = "minibert-folder-1"
 UNFINISHED = ".unfinished"        # marks a temporary folder of save_folder until its manifest is written
 
 
-def _file_digest(path):
+def file_sha256(path):
+    """The sha256 of a file's bytes, as hex, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -125,7 +126,7 @@ def save_folder(path, writers):
         for name, write in writers.items():
             write(os.path.join(tmp, name))
             _fsync(os.path.join(tmp, name))
-        files = {n: {"bytes": os.path.getsize(os.path.join(tmp, n)), "sha256": _file_digest(os.path.join(tmp, n))}
+        files = {n: {"bytes": os.path.getsize(os.path.join(tmp, n)), "sha256": file_sha256(os.path.join(tmp, n))}
                  for n in sorted(writers)}
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump({"format": FOLDER_FORMAT, "files": files}, f, indent=1)
@@ -246,7 +247,7 @@ def check_folder(path):
         where = os.path.join(path, name)
         if not os.path.isfile(where):
             raise ValueError(f"{where} is missing; the folder's manifest lists it (the folder is incomplete)")
-        if os.path.getsize(where) != info["bytes"] or _file_digest(where) != info["sha256"]:
+        if os.path.getsize(where) != info["bytes"] or file_sha256(where) != info["sha256"]:
             raise ValueError(f"{where} does not match the size and sha256 the folder's manifest records "
                              "(changed or damaged after it was saved)")
     return sorted(files)

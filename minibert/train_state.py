@@ -17,7 +17,6 @@ Nothing here deletes or replaces what it did not write: only folders named step-
 .tmp-/.old- leftovers of its own interrupted writes) that hold nothing but a checkpoint's files are
 pruned or replaced; anything else in the run directory (a user's step-0-notes/, .tmp-mine/) stays.
 """
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ import sys
 
 import numpy as np
 
+from .checkpoint import file_sha256
 from .config import BertConfig
 from .optim import EMA, AdamW
 from .safetensors import read_safetensors, write_safetensors
@@ -46,14 +46,6 @@ def is_own_folder(path):
     except OSError:
         return False
     return all(OWN_FILE_RE.fullmatch(n) and os.path.isfile(os.path.join(path, n)) for n in names)
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(path):
@@ -134,7 +126,7 @@ def save_train_state(run_dir, *, config, params, optimizer, rng, step, data_posi
             "optimizer": {"step": optimizer.step, "options": optimizer.options},
             "ema": None if ema is None else {"step": ema.step, "decay": ema.decay},
             "fingerprint": fingerprint,
-            "sha256": {f: _sha256(os.path.join(tmp, f)) for f in files},
+            "sha256": {f: file_sha256(os.path.join(tmp, f)) for f in files},
         }
         with open(os.path.join(tmp, "state.json"), "w") as f:
             json.dump(state, f, indent=1)
@@ -278,7 +270,7 @@ def _read_state(ckpt):
         raise ValueError(f"{state_path}: {problem}")
     for f, digest in state["sha256"].items():
         path = os.path.join(ckpt, f)
-        if not os.path.isfile(path) or _sha256(path) != digest:
+        if not os.path.isfile(path) or file_sha256(path) != digest:
             raise ValueError(f"checkpoint file {path} is missing or does not match its recorded sha256")
     return state
 
