@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _POOLS = {}
+_POOLS_LOCK = threading.Lock()
 _PREFIX = "pieces-"
 
 
@@ -34,9 +35,10 @@ def thread_pool(workers, name="smoothing"):
     never waits on a pool it is itself occupying.
     """
     key = (name, workers)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX + name)
-    return _POOLS[key]
+    with _POOLS_LOCK:                                     # two first users at once make one pool
+        if key not in _POOLS:
+            _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX + name)
+        return _POOLS[key]
 
 
 def run_pieces(work, n, name="minibert"):
