@@ -17,7 +17,7 @@ heads that stay in cache, spread over threads) is minibert/fast/attention.py; se
 """
 import math
 
-from smoothing import get_xp
+from smoothing import get_xp, softmax, softmax_backward
 
 from .layers import dropout_backward, dropout_forward, linear_backward, linear_forward
 
@@ -38,19 +38,12 @@ def masked_softmax(scores, mask):
     """Softmax over the keys (last axis), counting only the keys the mask shows.
 
     scores: (B, NH, T, Tk)   mask: (B, T, Tk) bool (True = may attend) or None
-    probs = exp(s - max) / sum(exp(s - max)) over visible keys; 0 at hidden keys; a row with no
-    visible key is all zeros. NaN or +inf in a score raises ValueError.
+    probs = exp(s - max) / sum(exp(s - max)) over visible keys; 0 at hidden keys (exp(-inf) = 0); a row
+    with no visible key is all zeros (smoothing.softmax's convention). NaN or +inf raises ValueError.
     """
-    xp = get_xp(scores)
     if mask is not None:
-        scores = xp.where(mask[:, None], scores, -xp.inf)            # exp(-inf) = 0 exactly
-    m = scores.max(axis=-1, keepdims=True)                            # (B, NH, T, 1)
-    if not bool((m < xp.inf).all()):
-        raise ValueError("attention scores contain NaN or +inf")
-    m = xp.where(m == -xp.inf, 0.0, m)                                # all hidden: no -inf - -inf
-    e = xp.exp(scores - m)
-    z = e.sum(axis=-1, keepdims=True)                                 # 0 only when all are hidden
-    return e / xp.where(z == 0.0, 1.0, z)
+        scores = get_xp(scores).where(mask[:, None], scores, -math.inf)
+    return softmax(scores, axis=-1)
 
 
 def attention_forward(x, params, prefix, config, mask=None, rng=None, past_kv=None, keep_cache=True):
@@ -107,7 +100,7 @@ def attention_backward(dout, cache):
     # forward was: dropped = dropout(probs)
     dprobs = dropout_backward(ddropped, c["drop"])
     # forward was: probs = softmax(scores);  dscores = probs * (dprobs - sum_j dprobs * probs)
-    dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
+    dscores = softmax_backward(dprobs, probs, axis=-1)
     # forward was: scores = q @ k^T * scale
     dq = (dscores @ k) * scale                                        # (B, NH, T, HS)
     dk = (dscores.swapaxes(-1, -2) @ q) * scale                       # (B, NH, Tk, HS)
