@@ -45,14 +45,19 @@ class Ops:
     cross_entropy_backward: Callable
     adamw_steps: Callable                 # the optimizer's elementwise step over every tensor
 
+    @classmethod
+    def from_modules(cls, name, layers, attention, loss, optim):
+        """The table of the ops that four modules (a layer's layers, attention, loss, optim) define."""
+        return cls(name=name,
+                   linear_forward=layers.linear_forward, linear_backward=layers.linear_backward,
+                   layernorm_forward=layers.layernorm_forward, layernorm_backward=layers.layernorm_backward,
+                   gelu_forward=layers.gelu_forward, gelu_backward=layers.gelu_backward,
+                   attention_forward=attention.attention_forward,
+                   attention_backward=attention.attention_backward,
+                   matmul=layers.matmul, scatter_add_rows=layers.scatter_add_rows,
+                   cross_entropy_forward=loss.cross_entropy_forward,
+                   cross_entropy_backward=loss.cross_entropy_backward,
+                   adamw_steps=optim.adamw_steps)
 
-PLAIN = Ops(name="plain",
-            linear_forward=layers.linear_forward, linear_backward=layers.linear_backward,
-            layernorm_forward=layers.layernorm_forward, layernorm_backward=layers.layernorm_backward,
-            gelu_forward=layers.gelu_forward, gelu_backward=layers.gelu_backward,
-            attention_forward=attention.attention_forward,
-            attention_backward=attention.attention_backward,
-            matmul=layers.matmul, scatter_add_rows=layers.scatter_add_rows,
-            cross_entropy_forward=loss.cross_entropy_forward,
-            cross_entropy_backward=loss.cross_entropy_backward,
-            adamw_steps=optim.adamw_steps)
+
+PLAIN = Ops.from_modules("plain", layers, attention, loss, optim)

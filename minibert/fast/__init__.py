@@ -11,13 +11,4 @@ loss.py       the cross-entropy's forward and gradient fused, in place
 from ..ops import Ops
 from . import attention, layers, loss, optim
 
-OPS = Ops(name="fast",
-          linear_forward=layers.linear_forward, linear_backward=layers.linear_backward,
-          layernorm_forward=layers.layernorm_forward, layernorm_backward=layers.layernorm_backward,
-          gelu_forward=layers.gelu_forward, gelu_backward=layers.gelu_backward,
-          attention_forward=attention.attention_forward,
-          attention_backward=attention.attention_backward,
-          matmul=layers.matmul, scatter_add_rows=layers.scatter_add_rows,
-          cross_entropy_forward=loss.cross_entropy_forward,
-          cross_entropy_backward=loss.cross_entropy_backward,
-          adamw_steps=optim.adamw_steps)
+OPS = Ops.from_modules("fast", layers, attention, loss, optim)
