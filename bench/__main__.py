@@ -27,8 +27,8 @@ def main(argv=None):
                         help="threads for BLAS and PyTorch, the same for both (default: all cores)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs of each side")
     parser.add_argument("--plain", action="store_true",
-                        help="minibert benchmarks: time the plain layer instead of its tuned twin "
-                             "(minibert/ops.py)")
+                        help="minibert and conv2d benchmarks: time the plain layer instead of its tuned "
+                             "twin (minibert/ops.py, gan/conv.py)")
     args, rest = parser.parse_known_args(argv)
     if args.name not in available():
         parser.error(f"unknown benchmark {args.name!r}; choose one of: {', '.join(available())}")

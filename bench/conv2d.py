@@ -1,27 +1,35 @@
 """Convolutions at a 28 x 28 DCGAN discriminator's shapes: gan.conv against PyTorch, forward + backward.
 
-    python -m bench conv2d [--quick] [--threads N]
+    python -m bench conv2d [--quick] [--threads N] [--plain]
 
 Batch 64, float32, the two strided convolutions of a DCGAN-style discriminator for 28 x 28 images:
 (64, 1, 28, 28) -> 4 x 4 kernel, stride 2, padding 1 -> (64, 64, 14, 14) -> the same -> (64, 128, 7, 7),
 and the generator's mirror image through conv_transpose2d (128 -> 64 -> 1 channels, 7 -> 14 -> 28).
 One timed run is the forward pass of all four and the backward pass (dx, dw, db) of all four with a
 fixed upstream gradient; the reference is torch.nn.functional with autograd on the same threads.
-Ours is the plain layer (gan/conv.py: im2col and one matrix product over the whole batch); there is no
-tuned twin yet.
+Ours is the tuned twin gan/conv_fast.py (channel-major windows, im2col as one strided copy, col2im by
+output phase, copies spread over the BLAS threads); --plain times the plain layer gan/conv.py (im2col
+and one matrix product over the whole batch) instead.
 """
 import sys
 
 import numpy as np
 
 from bench.harness import result, set_torch_threads, time_pair
-from gan.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
+from gan import conv, conv_fast
 
 # (kind, input shape, weight shape): weights in PyTorch's layouts; every layer has stride 2, padding 1
 LAYERS = [("conv", (64, 1, 28, 28), (64, 1, 4, 4)), ("conv", (64, 64, 14, 14), (128, 64, 4, 4)),
           ("transpose", (64, 128, 7, 7), (128, 64, 4, 4)), ("transpose", (64, 64, 14, 14), (64, 1, 4, 4))]
-PAIRS = {"conv": (conv2d_forward, conv2d_backward), "transpose": (conv_transpose2d_forward,
-                                                                   conv_transpose2d_backward)}
+
+
+def _pairs(module):
+    """The forward/backward pairs of one module (conv or conv_fast), by layer kind."""
+    return {"conv": (module.conv2d_forward, module.conv2d_backward),
+            "transpose": (module.conv_transpose2d_forward, module.conv_transpose2d_backward)}
+
+
+PAIRS = _pairs(conv)
 
 
 def _arrays(rng, batch):
@@ -35,10 +43,10 @@ def _arrays(rng, batch):
     return out
 
 
-def _ours(arrays):
+def _ours(arrays, pairs):
     def run():
         for kind, x, w, b, dout in arrays:
-            forward, backward = PAIRS[kind]
+            forward, backward = pairs[kind]
             _, cache = forward(x, w, b, 2, 1)
             backward(dout, cache)
     return run
@@ -60,19 +68,21 @@ def run(args):
     batch = 16 if args.quick else 64
     repeats = args.repeats or (3 if args.quick else 7)
     torch = set_torch_threads(args.threads)
+    layer = "plain" if getattr(args, "plain", False) else "tuned"
+    pairs = PAIRS if layer == "plain" else _pairs(conv_fast)
     arrays = _arrays(np.random.default_rng(0), batch)
-    print(f"conv2d: batch {batch}, 2 convolutions + 2 transposed convolutions, forward + backward, "
-          f"float32, {args.threads} thread(s), {repeats} runs each", file=sys.stderr)
+    print(f"conv2d ({layer} layer): batch {batch}, 2 convolutions + 2 transposed convolutions, forward + "
+          f"backward, float32, {args.threads} thread(s), {repeats} runs each", file=sys.stderr)
     ref, err = None, None
     if torch is not None:
         ref, tensors = _torch(torch, arrays)
         ref()
         kind, x, w, b, dout = arrays[1]
-        _, cache = conv2d_forward(x, w, b, 2, 1)
-        err = float(np.abs(conv2d_backward(dout, cache)[1] - tensors[1][2].grad.numpy()).max())
+        _, cache = pairs["conv"][0](x, w, b, 2, 1)
+        err = float(np.abs(pairs["conv"][1](dout, cache)[1] - tensors[1][2].grad.numpy()).max())
     else:
         print("torch is not installed: timing ours only", file=sys.stderr)
-    ours_s, ref_s = time_pair(_ours(arrays), ref, repeats, label="conv2d")
-    return result("conv2d", ours_s, ref_s, args.threads, batch=batch, dtype="float32",
+    ours_s, ref_s = time_pair(_ours(arrays, pairs), ref, repeats, label="conv2d")
+    return result("conv2d", ours_s, ref_s, args.threads, layer=layer, batch=batch, dtype="float32",
                   layers=[f"{kind} {x.shape[1:]} w{w.shape}" for kind, x, w, _, _ in arrays],
                   max_abs_diff_dw_layer2=err)
