@@ -41,11 +41,11 @@ def thread_pool(workers, name="smoothing"):
         return _POOLS[key]
 
 
-def run_pieces(work, n, name="minibert"):
+def run_pieces(work, n, name="minibert", threads=None):
     """work(i) for i in range(n): on the calling thread alone when there is one thread or one piece
     (or when called from inside a helper: no nesting, no deadlock), else shared between the calling
-    thread and thread_count() - 1 helpers of the pool `name`."""
-    workers = min(thread_count(), n)
+    thread and threads - 1 helpers of the pool `name` (threads: None for thread_count())."""
+    workers = min(thread_count() if threads is None else max(1, int(threads)), n)
     if workers <= 1 or threading.current_thread().name.startswith(_PREFIX):
         for i in range(n):
             work(i)
