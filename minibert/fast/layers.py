@@ -7,7 +7,7 @@ What they buy (bench/RESULTS.md: bert_forward and train_step, plain layer agains
     cache, spread over the threads (smoothing/threads.py), writing into preallocated outputs; with
     inplace=True they overwrite their input;
   - GELU in float32: erf as tanh(z P(z^2)), a fitted polynomial (error 1.4e-7), instead of math.erf
-    per element; float64 keeps the exact erf;
+    per element, computed as Phi(x) = 1 / (1 + exp(x R(x^2))); float64 keeps the exact erf;
   - the lookup gradient: one sort and one add.reduceat instead of add.at row by row.
 What they cost the reader: the formula is spread over helpers that work in place on scratch buffers.
 Blocks change no number (every element sees the same operations); against the plain layer the
@@ -143,8 +143,11 @@ def layernorm_backward(dout, cache):
 _ERF_TANH = (1.1283797054285856, 0.10276548191369861, -1.843849736661795e-04,
              -6.257182031794708e-04, 8.971194528860173e-05, -5.985558981175468e-06,
              1.5895064313204784e-07)
-# GELU's Phi(x) = (1 + erf(x / sqrt 2)) / 2 = (1 + tanh(x Q(x^2))) / 2, Q_k = P_k / (sqrt 2 * 2^k)
-_PHI_TANH = tuple(c / (math.sqrt(2.0) * 2.0 ** k) for k, c in enumerate(_ERF_TANH))
+# GELU's Phi(x) = (1 + erf(x / sqrt 2)) / 2 = (1 + tanh(x Q(x^2))) / 2, Q_k = P_k / (sqrt 2 * 2^k),
+# and (1 + tanh(s)) / 2 = 1 / (1 + exp(-2 s)): Phi(x) = 1 / (1 + exp(x R(x^2))) with R = -2 Q. One
+# exp (NumPy's float32 exp costs about half its tanh) and no 1 + tanh, which lost the small Phi of
+# negative x to cancellation.
+_PHI_EXP = tuple(-2.0 * c / (math.sqrt(2.0) * 2.0 ** k) for k, c in enumerate(_ERF_TANH))
 
 
 def _odd_tanh_argument(x, u, s, coefs):
@@ -194,17 +197,21 @@ def _tanh_u(x, u):
     return xp.tanh(u, out=u)
 
 
-def _gelu_block(x, y, saved, scratch, kind):
+def _gelu_block(x, y, saved, scratch, kind, keep=True):
     """GELU of one contiguous block: y = gelu(x), saved = Phi(x) ('erf') or tanh(u) ('tanh').
 
     y may be x itself (in place); scratch: a block-sized buffer, or y when y is not x.
+    keep: False when saved is only scratch (inference): then 'erf' does not keep Phi.
     """
     if kind == "erf":
-        _odd_tanh_argument(x, scratch, saved, _PHI_TANH)
-        np.tanh(saved, out=saved)
-        saved *= 0.5
-        saved += 0.5                                      # Phi(x)
-        np.multiply(x, saved, out=y)
+        _odd_tanh_argument(x, scratch, saved, _PHI_EXP)   # saved = x R(x^2) = -2 s
+        # far on the negative side exp overflows to inf and Phi = 1 / inf = 0, as it should
+        with np.errstate(over="ignore", under="ignore"):
+            np.exp(saved, out=saved)
+        saved += 1.0                                      # 1 / Phi(x)
+        np.divide(x, saved, out=y)                        # x Phi(x), the same bits kept or not
+        if keep:
+            np.reciprocal(saved, out=saved)               # Phi(x), for the backward pass
     else:
         _tanh_u(x, saved)
         np.add(saved, 1.0, out=scratch)
@@ -248,7 +255,7 @@ def gelu_forward(x, kind="erf", inplace=False):
             s, scratch = np.empty((2, b.stop - b.start), x.dtype)
         else:
             s, scratch = sf[b], yf[b]
-        _gelu_block(xf[b], yf[b], s, scratch, kind)
+        _gelu_block(xf[b], yf[b], s, scratch, kind, keep=not inplace)
 
     run_pieces(piece, len(pieces))
     return y, None if inplace else (x, saved, kind)
