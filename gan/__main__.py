@@ -1,5 +1,8 @@
 """`python -m gan [train]`: train one GAN on 2-D data; `python -m gan compare`: plain against CR.
 
+`python -m gan fashion`: a DCGAN on Fashion-MNIST scored by FID and class coverage with our own
+classifier; `python -m gan evaluator`: that classifier (trained once, cached) and the FID floors.
+
 The last line of stdout is one JSON object with the headline figures; progress goes to stderr.
 Pictures go to out/gan/<run name>.png (the name says the data set, and -quick for a --quick run).
 """
@@ -23,7 +26,7 @@ from .compare import default_config, format_table, run_compare, summarize  # noq
 from .data import DATASETS  # noqa: E402
 from .losses import LOSSES  # noqa: E402
 
-COMMANDS = ("train", "compare")
+COMMANDS = ("train", "compare", "fashion", "evaluator")
 
 
 def _log(msg):
@@ -47,7 +50,7 @@ def build_parser():
         prog="python -m gan", description=__doc__.splitlines()[0],
         epilog="Without a command, `python -m gan [options]` is `python -m gan train [options]`. "
                "`python -m gan COMMAND --help` lists a command's options.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,compare}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,compare,fashion,evaluator}")
     t = sub.add_parser("train", help="train one GAN and plot its samples (the default command)")
     _common(t)
     t.add_argument("--data", choices=sorted(DATASETS), default="ring")
@@ -68,7 +71,41 @@ def build_parser():
                    help="G's loss over all stages or the first (default both; quick: all)")
     c.add_argument("--seeds", type=positive_int, default=None, help="seeds per setting (default 5, quick 2)")
     c.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel processes")
+    f = sub.add_parser("fashion", help="a DCGAN on Fashion-MNIST (plain or CR head), FID and class coverage")
+    _fashion_arguments(f)
+    e = sub.add_parser("evaluator", help="train (or load) the Fashion-MNIST classifier; print the FID floors")
+    _evaluator_arguments(e)
     return parser
+
+
+def _evaluator_arguments(p):
+    p.add_argument("--quick", action="store_true", help="a small classifier and reference (< 1 min)")
+    p.add_argument("--cache", default=None, help="folder of the trained classifier, reused when present "
+                                                 "(default: $XDG_CACHE_HOME/gan or ~/.cache/gan)")
+    p.add_argument("--data-dir", default=None, help="folder of the Fashion-MNIST files (default: "
+                                                    "$FASHION_MNIST_DIR, else Debian's folder)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def _fashion_arguments(p):
+    _evaluator_arguments(p)
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (D and G once each; "
+                                                                    "default 3000, quick 60)")
+    p.add_argument("--stages", type=positive_int, default=1, help="N, the cascade scores (1 = plain head)")
+    p.add_argument("--g-stages", choices=G_STAGES, default="all")
+    p.add_argument("--loss", choices=LOSSES, default="ns")
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate of D and G (default 2e-4, "
+                                                                   "quick 1e-3)")
+    p.add_argument("--width", type=positive_int, default=32, help="channels of the first convolutions")
+    p.add_argument("--no-spectral-norm", action="store_true", help="D without spectral norm")
+    p.add_argument("--n-eval", type=positive_int, default=None, help="samples scored (default 10000, "
+                                                                     "quick 1000)")
+    p.add_argument("--seed", type=natural, default=0)
+    p.add_argument("--out", default=os.path.join("out", "gan"), help="folder for the sample grid")
+    p.add_argument("--name", default=None, help="the run's name, the picture's file name "
+                                                "(default: fashion-N<stages>, -quick for --quick)")
+    p.add_argument("--png", default=None, help="the picture's path instead of OUT/NAME.png ('' for none)")
 
 
 def _config(args):
@@ -126,19 +163,63 @@ def main_compare(args):
                       "mean_std": compact}))
 
 
+def main_evaluator(args):
+    from .evaluator import default_cache, floors, get_evaluator
+
+    t0 = time.perf_counter()
+    ev = get_evaluator(args.cache or default_cache(), args.quick, args.data_dir, _log)
+    n = 1000 if args.quick else 10000
+    _log(f"scoring the reference points ({n} images each)")
+    points = floors(ev, args.data_dir, n=n, n_fit=10000 if args.quick else None)
+    for name, sc in points.items():
+        _log(f"  {name:15s} FID {sc['fid']:9.3f}   smallest class share {sc['class_min_fraction']:.3f}")
+    print(json.dumps({"command": "evaluator", "classifier_accuracy": ev.accuracy, "fid_test_set": ev.test_fid,
+                      "path": ev.path, "settings": ev.settings, "n": n,
+                      "floors": {k: {"fid": round(v["fid"], 3), "class_min_fraction": v["class_min_fraction"]}
+                                 for k, v in points.items()},
+                      "seconds": round(time.perf_counter() - t0, 1)}))
+
+
+def main_fashion(args, png):
+    from .dcgan import DCGANConfig
+    from .evaluator import default_cache, get_evaluator
+    from .fashion import run_fashion
+
+    quick = args.quick
+    cfg = DCGANConfig(n_stages=args.stages, g_stages=args.g_stages, loss=args.loss,
+                      steps=args.steps or (60 if quick else 3000), batch=args.batch, width=args.width,
+                      lr_d=args.lr or (1e-3 if quick else 2e-4), lr_g=args.lr or (1e-3 if quick else 2e-4),
+                      spectral_norm=not args.no_spectral_norm, seed=args.seed)
+    ev = get_evaluator(args.cache or default_cache(), quick, args.data_dir, _log)
+    res = run_fashion(cfg, ev, n_eval=args.n_eval or (1000 if quick else 10000), data_dir=args.data_dir,
+                      n_train=5000 if quick else None, png=png, progress=_log,
+                      log_every=max(1, cfg.steps // 10))
+    _log(f"fashion: FID {res['fid']:.2f} (untrained generator {res['untrained']['fid']:.2f}, test set "
+         f"{res['fid_test_set']:.2f}), smallest class share {res['class_min_fraction']:.3f}, classifier "
+         f"accuracy {res['classifier_accuracy']:.4f}, {res['train_seconds']:.0f} s"
+         + (f"; samples in {res['png']}" if res["png"] else "; no PNG (matplotlib missing or --png '')"))
+    print(json.dumps({"command": "fashion", **res}))
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
         argv = ["train"] + argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    png = png_path(parser, args) if args.command == "train" else None
+    if args.command == "fashion":
+        args.data = f"fashion-N{args.stages}"              # the picture's default name
+    png = png_path(parser, args) if args.command in ("train", "fashion") else None
     try:
         if args.command == "train":
             main_train(args, png)
+        elif args.command == "fashion":
+            main_fashion(args, png)
+        elif args.command == "evaluator":
+            main_evaluator(args)
         else:
             main_compare(args)
-    except ValueError as err:                       # bad data or settings found during the run
+    except (ValueError, FileNotFoundError) as err:  # bad data or settings, missing files found in the run
         if args.debug:
             raise
         print(f"python -m gan: error: {err}", file=sys.stderr)

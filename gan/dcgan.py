@@ -1,0 +1,164 @@
+"""A DCGAN for 28 x 28 images from the convolution pairs, with a plain or a Cascading Rejection head.
+
+  G: z (B, Z) -> linear to 2W x 7 x 7, ReLU -> conv_transpose 4x4 s2 p1 to W x 14 x 14, ReLU
+     -> conv_transpose 4x4 s2 p1 to 1 x 28 x 28, tanh                                 x in [-1, 1]
+  D: x (B, 1, 28, 28) -> conv 4x4 s2 p1 to W x 14 x 14, LeakyReLU(0.2) -> conv 4x4 s2 p1 to 2W x 7 x 7,
+     LeakyReLU(0.2) = features v (B, 2W * 49) -> cascade scores (B, N) (gan/cascade.py; N = 1: <v, w>)
+Spectral norm (gan/nn.py) on D's two convolutions, each weight seen as the (Cout, Cin KH KW) matrix
+PyTorch uses. Each step updates D once on a real and a fake batch, then G once on a fresh fake batch,
+as gan/train.py does for the 2-D GAN; D's dx is what carries the signal into G. The convolutions come
+from a module passed in (`conv`: gan.conv by default, gan.conv_fast in the demo).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from smoothing import get_xp
+
+from . import conv as plain_conv
+from .cascade import (cascade_backward, cascade_forward, cascade_init, cr_d_loss_backward,
+                      cr_d_loss_forward, cr_g_loss_backward, cr_g_loss_forward)
+from .nn import (leaky_relu_backward, leaky_relu_forward, linear_backward, linear_forward, relu_backward,
+                 relu_forward, spectral_norm_backward, spectral_norm_forward, tanh_backward, tanh_forward)
+
+
+@dataclass
+class DCGANConfig:
+    """Everything that defines a run; two runs with equal configs give equal numbers."""
+    n_stages: int = 1           # N, the cascade scores; 1 = plain head
+    g_stages: str = "all"       # G's loss over "all" N scores or the "first" only
+    loss: str = "ns"            # "ns" (non-saturating) or "hinge"
+    steps: int = 3000
+    batch: int = 64
+    z_dim: int = 64
+    width: int = 32             # W: channels of G's and D's first convolutions
+    lr_d: float = 2e-4
+    lr_g: float = 2e-4
+    spectral_norm: bool = True  # on D's convolutions
+    seed: int = 0
+
+
+def _normal(rng, shape, std, dtype=np.float32):
+    return (rng.standard_normal(shape) * std).astype(dtype)
+
+
+def init_dcgan(cfg, rng):
+    """{"G": params, "D": params with the head "cr_w" (N, 2W * 49), "D_state": spectral-norm vectors}.
+
+    He-normal weights for the ReLU layers (fan-in of a stride-2 transposed convolution: Cin KH KW / 4).
+    """
+    W, Z = cfg.width, cfg.z_dim
+    G = {"fc.weight": _normal(rng, (Z, 2 * W * 49), np.sqrt(2 / Z)), "fc.bias": np.zeros(2 * W * 49, np.float32),
+         "deconv1.weight": _normal(rng, (2 * W, W, 4, 4), np.sqrt(2 / (2 * W * 4))),
+         "deconv1.bias": np.zeros(W, np.float32),
+         "deconv2.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(1 / (W * 4))), "deconv2.bias": np.zeros(1, np.float32)}
+    D = {"conv1.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(2 / 16)), "conv1.bias": np.zeros(W, np.float32),
+         "conv2.weight": _normal(rng, (2 * W, W, 4, 4), np.sqrt(2 / (W * 16))),
+         "conv2.bias": np.zeros(2 * W, np.float32),
+         "cr_w": cascade_init(cfg.n_stages, 2 * W * 49, rng).astype(np.float32)}
+    state = {}
+    if cfg.spectral_norm:
+        for name in ("conv1", "conv2"):
+            din = int(np.prod(D[name + ".weight"].shape[1:]))
+            state[name] = _normal(rng, din, 1.0)
+            state[name] /= np.sqrt((state[name] ** 2).sum())
+    return {"G": G, "D": D, "D_state": state}
+
+
+def generate(G, z, conv=plain_conv):
+    """x = G(z). z: (B, Z) -> x (B, 1, 28, 28) in [-1, 1], cache."""
+    B = z.shape[0]
+    C = G["deconv1.weight"].shape[0]
+    h, l0 = linear_forward(z, G["fc.weight"], G["fc.bias"])                               # (B, 2W 49)
+    h, r0 = relu_forward(h)
+    h, d1 = conv.conv_transpose2d_forward(h.reshape(B, C, 7, 7), G["deconv1.weight"], G["deconv1.bias"], 2, 1)
+    h, r1 = relu_forward(h)                                                               # (B, W, 14, 14)
+    h, d2 = conv.conv_transpose2d_forward(h, G["deconv2.weight"], G["deconv2.bias"], 2, 1)  # (B, 1, 28, 28)
+    x, t = tanh_forward(h)
+    return x, (conv, l0, r0, d1, r1, d2, t)
+
+
+def generate_backward(dx, cache):
+    """dx (B, 1, 28, 28) -> grads with the keys of G."""
+    conv, l0, r0, d1, r1, d2, t = cache
+    g = {}
+    dh, g["deconv2.weight"], g["deconv2.bias"] = conv.conv_transpose2d_backward(tanh_backward(dx, t), d2)
+    dh, g["deconv1.weight"], g["deconv1.bias"] = conv.conv_transpose2d_backward(relu_backward(dh, r1), d1)
+    dh = relu_backward(dh.reshape(dh.shape[0], -1), r0)
+    _, g["fc.weight"], g["fc.bias"] = linear_backward(dh, l0)
+    return g
+
+
+def _conv_weight(D, state, name):
+    """D's weight `name`, spectrally normalised when state has its vector: (w, new u, cache or None)."""
+    w = D[name + ".weight"]
+    if name not in state:
+        return w, None, None
+    W_sn, u, cache = spectral_norm_forward(w.reshape(w.shape[0], -1).T, state[name])   # (Cin KK, Cout)
+    return W_sn.T.reshape(w.shape), u, cache
+
+
+def discriminate(model, x, conv=plain_conv):
+    """Cascade scores of D. x (B, 1, 28, 28) -> scores (B, N), cache (cache["state"]: the new SN vectors)."""
+    D, state = model["D"], model["D_state"]
+    new_state, sn = {}, {}
+    h = x
+    convs = []
+    for name in ("conv1", "conv2"):
+        w, u, sn[name] = _conv_weight(D, state, name)
+        if u is not None:
+            new_state[name] = u
+        h, c = conv.conv2d_forward(h, w, D[name + ".bias"], 2, 1)          # (B, W, 14, 14), (B, 2W, 7, 7)
+        h, a = leaky_relu_forward(h)
+        convs.append((c, a))
+    v = h.reshape(h.shape[0], -1)                                           # (B, 2W 49)
+    scores, head = cascade_forward(v, D["cr_w"])                            # (B, N)
+    return scores, {"conv": conv, "convs": convs, "sn": sn, "head": head, "h_shape": h.shape,
+                    "state": new_state}
+
+
+def discriminate_backward(dscores, cache):
+    """dscores (B, N) -> dx (B, 1, 28, 28), grads with the keys of model["D"]."""
+    conv = cache["conv"]
+    dv, dw_head = cascade_backward(dscores, cache["head"])
+    grads = {"cr_w": dw_head.astype(dv.dtype)}
+    dh = dv.reshape(cache["h_shape"])
+    for name, (c, a) in reversed(list(zip(("conv1", "conv2"), cache["convs"]))):
+        dh, dw, grads[name + ".bias"] = conv.conv2d_backward(leaky_relu_backward(dh, a), c)
+        if cache["sn"][name] is not None:
+            # forward was: w = (W_sn).T reshaped, W_sn = spectral_norm(W), W = w as (Cin KK, Cout)
+            dW = spectral_norm_backward(dw.reshape(dw.shape[0], -1).T, cache["sn"][name])
+            dw = dW.T.reshape(dw.shape)
+        grads[name + ".weight"] = dw
+    return dh, grads
+
+
+def d_step(model, opt_d, cfg, real, rng, conv=plain_conv):
+    """One D update on a real batch (B, 1, 28, 28) and as many fakes; returns its loss and per-stage losses."""
+    B = real.shape[0]
+    fake, _ = generate(model["G"], _normal(rng, (B, cfg.z_dim), 1.0), conv)
+    xp = get_xp(real)
+    scores, cache = discriminate(model, xp.concatenate([real, fake]), conv)     # (2B, N)
+    model["D_state"] = cache["state"]
+    loss, lcache = cr_d_loss_forward(scores[:B], scores[B:], cfg.loss)
+    ds_real, ds_fake = cr_d_loss_backward(1.0, lcache)
+    _, grads = discriminate_backward(xp.concatenate([ds_real, ds_fake]).astype(scores.dtype), cache)
+    opt_d.step(model["D"], grads)
+    return float(loss), lcache["per_stage"]
+
+
+def g_step(model, opt_g, cfg, rng, conv=plain_conv):
+    """One G update through the (fixed) discriminator; returns G's loss."""
+    fake, gcache = generate(model["G"], _normal(rng, (cfg.batch, cfg.z_dim), 1.0), conv)
+    scores, dcache = discriminate(model, fake, conv)
+    model["D_state"] = dcache["state"]
+    loss, lcache = cr_g_loss_forward(scores, cfg.loss, cfg.g_stages)
+    dx, _ = discriminate_backward(cr_g_loss_backward(1.0, lcache).astype(scores.dtype), dcache)
+    opt_g.step(model["G"], generate_backward(dx, gcache))
+    return float(loss)
+
+
+def sample_images(G, n, rng, z_dim, conv=plain_conv, batch=500):
+    """n generated images (n, 1, 28, 28) float32 in [-1, 1]."""
+    out = [generate(G, _normal(rng, (min(batch, n - i), z_dim), 1.0), conv)[0] for i in range(0, n, batch)]
+    return get_xp(out[0]).concatenate(out)

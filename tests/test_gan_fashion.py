@@ -1,0 +1,175 @@
+"""gan/dcgan.py, gan/evaluator.py, gan/fashion.py: the DCGAN's backward passes, the evaluator file, and
+`python -m gan fashion --quick` / `evaluator --quick` on the real Fashion-MNIST (skipped without it)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gan import conv_fast
+from gan import dcgan as dc
+from gan.classifier import classifier_init
+from gan.evaluator import Evaluator, load_evaluator, save_evaluator
+from gan.fashion import image_grid, train_dcgan
+from gan.idx import FILES, find_folder
+
+
+def _fashion_available():
+    folder = find_folder()
+    return all(os.path.exists(os.path.join(folder, stem + ".gz")) or os.path.exists(os.path.join(folder, stem))
+               for pair in FILES.values() for stem in pair)
+
+
+needs_data = pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST files not installed "
+                                "(apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)")
+
+
+def _model64(cfg, seed):
+    model = dc.init_dcgan(cfg, np.random.default_rng(seed))
+    for part in ("G", "D"):
+        model[part] = {k: v.astype(np.float64) for k, v in model[part].items()}
+    model["D_state"] = {k: v.astype(np.float64) for k, v in model["D_state"].items()}
+    return model
+
+
+def _directional_check(loss_of, params, grads, rng, eps=1e-6, rel=1e-5):
+    """<grad, v> against central differences along two unit directions v per parameter."""
+    assert grads.keys() == params.keys()
+    for k in params:
+        for _ in range(2):
+            v = rng.standard_normal(params[k].shape)
+            v /= np.sqrt((v * v).sum())
+            numeric = (loss_of(dict(params, **{k: params[k] + eps * v}))
+                       - loss_of(dict(params, **{k: params[k] - eps * v}))) / (2 * eps)
+            assert float((grads[k] * v).sum()) == pytest.approx(numeric, rel=rel, abs=1e-9), k
+
+
+@pytest.mark.parametrize("n_stages", [1, 3])
+def test_discriminator_gradients(n_stages):
+    """D without spectral norm (exact), every parameter and the input x, plain and CR heads."""
+    cfg = dc.DCGANConfig(width=2, n_stages=n_stages, spectral_norm=False)
+    model = _model64(cfg, 0)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (3, 1, 28, 28))
+    dscores = rng.standard_normal((3, n_stages))
+
+    def loss_of(D, x_=x):
+        return float((dc.discriminate(dict(model, D=D), x_)[0] * dscores).sum())
+    scores, cache = dc.discriminate(model, x)
+    dx, grads = dc.discriminate_backward(dscores, cache)
+    _directional_check(loss_of, model["D"], grads, rng)
+    v = rng.standard_normal(x.shape)
+    v /= np.sqrt((v * v).sum())
+    numeric = (loss_of(model["D"], x + 1e-6 * v) - loss_of(model["D"], x - 1e-6 * v)) / 2e-6
+    assert float((dx * v).sum()) == pytest.approx(numeric, rel=1e-5), "dx"
+
+
+def test_discriminator_gradients_with_spectral_norm_at_a_converged_power_iteration():
+    cfg = dc.DCGANConfig(width=2, spectral_norm=True)
+    model = _model64(cfg, 2)
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 1, 28, 28))
+    for _ in range(200):                                  # converge u, then hold it fixed
+        model["D_state"] = dc.discriminate(model, x)[1]["state"]
+    frozen = dict(model["D_state"])
+    dscores = np.array([[0.7], [-1.3]])
+
+    def loss_of(D):
+        return float((dc.discriminate(dict(model, D=D, D_state=frozen), x)[0] * dscores).sum())
+    _, cache = dc.discriminate(model, x)
+    _, grads = dc.discriminate_backward(dscores, cache)
+    _directional_check(loss_of, model["D"], grads, np.random.default_rng(4), rel=1e-4)
+
+
+def test_generator_gradients():
+    cfg = dc.DCGANConfig(width=2, z_dim=5)
+    model = _model64(cfg, 5)
+    rng = np.random.default_rng(6)
+    for k in model["G"]:                                  # biases away from zero: ReLUs off their kinks
+        if k.endswith("bias"):
+            model["G"][k] = rng.standard_normal(model["G"][k].shape) * 0.1
+    z = rng.standard_normal((3, 5))
+    dx_out = rng.standard_normal((3, 1, 28, 28))
+
+    def loss_of(G):
+        return float((dc.generate(G, z)[0] * dx_out).sum())
+    x, cache = dc.generate(model["G"], z)
+    assert x.shape == (3, 1, 28, 28) and np.abs(x).max() <= 1
+    _directional_check(loss_of, model["G"], dc.generate_backward(dx_out, cache), rng)
+
+
+def test_tuned_convolutions_give_the_plain_run():
+    """A few training steps with gan.conv and with gan.conv_fast end at the same parameters (float32)."""
+    images = np.random.default_rng(7).uniform(-1, 1, (40, 1, 28, 28)).astype(np.float32)
+    cfg = dc.DCGANConfig(width=4, steps=3, batch=8, n_stages=2)
+    plain, _, _ = train_dcgan(cfg, images, conv=dc.plain_conv)
+    fast, losses, _ = train_dcgan(cfg, images, conv=conv_fast)
+    assert np.isfinite(losses["d_loss"]) and np.isfinite(losses["g_loss"])
+    for part in ("G", "D"):
+        for k in plain[part]:
+            np.testing.assert_allclose(fast[part][k], plain[part][k], rtol=1e-3, atol=1e-5, err_msg=f"{part} {k}")
+            assert fast[part][k].dtype == np.float32, f"{part} {k} left float32"
+
+
+def test_training_is_deterministic_per_seed():
+    images = np.random.default_rng(8).uniform(-1, 1, (30, 1, 28, 28)).astype(np.float32)
+    cfg = dc.DCGANConfig(width=4, steps=2, batch=6)
+    a, _, _ = train_dcgan(cfg, images)
+    b, _, _ = train_dcgan(cfg, images)
+    for k in a["G"]:
+        np.testing.assert_array_equal(a["G"][k], b["G"][k], err_msg=k)
+
+
+def test_evaluator_file_round_trip_and_bad_files(tmp_path):
+    params = classifier_init(np.random.default_rng(9))
+    ev = Evaluator(params, np.zeros(128), np.eye(128), 0.9, 1.5, {"steps": 1})
+    path = str(tmp_path / "ev.npz")
+    save_evaluator(path, ev)
+    back = load_evaluator(path)
+    assert back.accuracy == 0.9 and back.test_fid == 1.5 and back.settings == {"steps": 1}
+    for k in params:
+        np.testing.assert_array_equal(back.params[k], params[k], err_msg=k)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="bad.npz"):
+        load_evaluator(str(bad))
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="other.npz"):
+        load_evaluator(str(tmp_path / "other.npz"))
+
+
+def test_image_grid():
+    grid = image_grid(-np.ones((3, 1, 28, 28), np.float32), rows=2, cols=2)
+    assert grid.shape == (59, 59)
+    assert grid[1:29, 1:29].max() == 0 and grid[0].min() == 1 and grid[30:58, 30:58].min() == 1
+
+
+def _last_json(out):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@needs_data
+def test_quick_commands_on_fashion_mnist(tmp_path, capsys):
+    from gan.__main__ import main
+    cache = str(tmp_path / "cache")
+    assert main(["evaluator", "--quick", "--cache", cache]) == 0
+    ev = _last_json(capsys.readouterr().out)
+    floors = ev["floors"]
+    assert ev["classifier_accuracy"] > 0.6
+    assert floors["test_set"]["fid"] < floors["pixel_gaussian"]["fid"] < floors["noise"]["fid"]
+    assert main(["fashion", "--quick", "--cache", cache, "--out", str(tmp_path)]) == 0
+    res = _last_json(capsys.readouterr().out)
+    for key in ("fid", "class_min_fraction", "classifier_accuracy", "fid_test_set", "untrained"):
+        assert key in res, key
+    assert res["classifier_accuracy"] == ev["classifier_accuracy"]          # the cached evaluator reused
+    assert 0 <= res["class_min_fraction"] <= 0.1 and np.isfinite(res["fid"])
+    assert res["fid"] < res["untrained"]["fid"], "the quick budget learns something"
+    if res["png"]:
+        assert os.path.exists(res["png"]) and res["png"].endswith("fashion-N1-quick.png")
+
+
+def test_missing_data_is_an_error_line(tmp_path, capsys):
+    from gan.__main__ import main
+    assert main(["evaluator", "--quick", "--cache", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m gan: error:") and "apt-get install dataset-fashion-mnist" in err[-1]
+    assert not any("Traceback" in line for line in err)
