@@ -26,7 +26,7 @@ from .compare import default_config, format_table, run_compare, summarize  # noq
 from .data import DATASETS  # noqa: E402
 from .losses import LOSSES  # noqa: E402
 
-COMMANDS = ("train", "compare", "fashion", "evaluator")
+COMMANDS = ("train", "compare", "fashion", "fashion-compare", "evaluator")
 
 
 def _log(msg):
@@ -50,7 +50,7 @@ def build_parser():
         prog="python -m gan", description=__doc__.splitlines()[0],
         epilog="Without a command, `python -m gan [options]` is `python -m gan train [options]`. "
                "`python -m gan COMMAND --help` lists a command's options.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,compare,fashion,evaluator}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,compare,fashion,fashion-compare,evaluator}")
     t = sub.add_parser("train", help="train one GAN and plot its samples (the default command)")
     _common(t)
     t.add_argument("--data", choices=sorted(DATASETS), default="ring")
@@ -73,6 +73,13 @@ def build_parser():
     c.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel processes")
     f = sub.add_parser("fashion", help="a DCGAN on Fashion-MNIST (plain or CR head), FID and class coverage")
     _fashion_arguments(f)
+    fc = sub.add_parser("fashion-compare", help="the DCGAN's plain head against CR N=2,4 over seeds")
+    _dcgan_arguments(fc)
+    fc.add_argument("--stages", nargs="+", type=positive_int, default=[1, 2, 4],
+                    help="values of N (1 = the plain head, the baseline of the Welch tests)")
+    fc.add_argument("--seeds", type=positive_int, default=5, help="seeds per setting")
+    fc.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel processes")
+    fc.add_argument("--out", default=os.path.join("out", "gan"), help="folder for seed 0's sample grids")
     e = sub.add_parser("evaluator", help="train (or load) the Fashion-MNIST classifier; print the FID floors")
     _evaluator_arguments(e)
     return parser
@@ -88,10 +95,18 @@ def _evaluator_arguments(p):
 
 
 def _fashion_arguments(p):
+    _dcgan_arguments(p)
+    p.add_argument("--stages", type=positive_int, default=1, help="N, the cascade scores (1 = plain head)")
+    p.add_argument("--out", default=os.path.join("out", "gan"), help="folder for the sample grid")
+    p.add_argument("--name", default=None, help="the run's name, the picture's file name "
+                                                "(default: fashion-N<stages>, -quick for --quick)")
+    p.add_argument("--png", default=None, help="the picture's path instead of OUT/NAME.png ('' for none)")
+
+
+def _dcgan_arguments(p):
     _evaluator_arguments(p)
     p.add_argument("--steps", type=positive_int, default=None, help="training steps (D and G once each; "
                                                                     "default 3000, quick 60)")
-    p.add_argument("--stages", type=positive_int, default=1, help="N, the cascade scores (1 = plain head)")
     p.add_argument("--g-stages", choices=G_STAGES, default="all")
     p.add_argument("--loss", choices=LOSSES, default="ns")
     p.add_argument("--batch", type=positive_int, default=64)
@@ -102,10 +117,6 @@ def _fashion_arguments(p):
     p.add_argument("--n-eval", type=positive_int, default=None, help="samples scored (default 10000, "
                                                                      "quick 1000)")
     p.add_argument("--seed", type=natural, default=0)
-    p.add_argument("--out", default=os.path.join("out", "gan"), help="folder for the sample grid")
-    p.add_argument("--name", default=None, help="the run's name, the picture's file name "
-                                                "(default: fashion-N<stages>, -quick for --quick)")
-    p.add_argument("--png", default=None, help="the picture's path instead of OUT/NAME.png ('' for none)")
 
 
 def _config(args):
@@ -180,16 +191,49 @@ def main_evaluator(args):
                       "seconds": round(time.perf_counter() - t0, 1)}))
 
 
-def main_fashion(args, png):
+def _dcgan_config(args, n_stages):
     from .dcgan import DCGANConfig
+
+    quick = args.quick
+    return DCGANConfig(n_stages=n_stages, g_stages=args.g_stages, loss=args.loss,
+                       steps=args.steps or (60 if quick else 3000), batch=args.batch, width=args.width,
+                       lr_d=args.lr or (1e-3 if quick else 2e-4), lr_g=args.lr or (1e-3 if quick else 2e-4),
+                       spectral_norm=not args.no_spectral_norm, seed=args.seed)
+
+
+def main_fashion_compare(args):
+    from .evaluator import default_cache, get_evaluator
+    from .fashion_compare import format_table, run_fashion_compare, summarize
+
+    base = _dcgan_config(args, 1)
+    ev = get_evaluator(args.cache or default_cache(), args.quick, args.data_dir, _log)
+    os.makedirs(args.out, exist_ok=True)
+    n_eval = args.n_eval or (1000 if args.quick else 10000)
+    t0 = time.perf_counter()
+    results = run_fashion_compare(base, args.stages, args.seeds, ev.path, n_eval, args.data_dir,
+                                  5000 if args.quick else None, args.jobs,
+                                  lambda n: os.path.join(args.out, f"fashion-compare-N{n}"
+                                                         + ("-quick" if args.quick else "") + ".png"), _log)
+    summary = summarize(results)
+    print(f"Equal budget: {base.steps} steps, batch {base.batch}, lr {base.lr_d}, width {base.width}, "
+          f"{args.seeds} seeds per setting, {n_eval} samples scored; mean +- standard deviation over seeds; "
+          f"test-set FID (the floor) {ev.test_fid:.3f}, classifier accuracy {ev.accuracy:.4f}.")
+    print(format_table(summary))
+    print(json.dumps({"command": "fashion-compare", "steps": base.steps, "batch": base.batch, "lr": base.lr_d,
+                      "width": base.width, "seeds": args.seeds, "n_eval": n_eval,
+                      "classifier_accuracy": ev.accuracy, "fid_test_set": ev.test_fid,
+                      "total_seconds": round(time.perf_counter() - t0, 1),
+                      "runs": {str(n): [{k: r[k] for k in ("seed", "fid", "class_min_fraction", "train_seconds")}
+                                        for r in runs] for n, runs in results.items()},
+                      "welch_fid": {str(n): row["welch_fid"] for n, row in summary.items() if row["welch_fid"]}}))
+
+
+def main_fashion(args, png):
     from .evaluator import default_cache, get_evaluator
     from .fashion import run_fashion
 
     quick = args.quick
-    cfg = DCGANConfig(n_stages=args.stages, g_stages=args.g_stages, loss=args.loss,
-                      steps=args.steps or (60 if quick else 3000), batch=args.batch, width=args.width,
-                      lr_d=args.lr or (1e-3 if quick else 2e-4), lr_g=args.lr or (1e-3 if quick else 2e-4),
-                      spectral_norm=not args.no_spectral_norm, seed=args.seed)
+    cfg = _dcgan_config(args, args.stages)
     ev = get_evaluator(args.cache or default_cache(), quick, args.data_dir, _log)
     res = run_fashion(cfg, ev, n_eval=args.n_eval or (1000 if quick else 10000), data_dir=args.data_dir,
                       n_train=5000 if quick else None, png=png, progress=_log,
@@ -215,6 +259,8 @@ def main(argv=None):
             main_train(args, png)
         elif args.command == "fashion":
             main_fashion(args, png)
+        elif args.command == "fashion-compare":
+            main_fashion_compare(args)
         elif args.command == "evaluator":
             main_evaluator(args)
         else:

@@ -1,11 +1,12 @@
 """A DCGAN for 28 x 28 images from the convolution pairs, with a plain or a Cascading Rejection head.
 
-  G: z (B, Z) -> linear to 2W x 7 x 7, ReLU -> conv_transpose 4x4 s2 p1 to W x 14 x 14, ReLU
-     -> conv_transpose 4x4 s2 p1 to 1 x 28 x 28, tanh                                 x in [-1, 1]
+  G: z (B, Z) -> linear to 2W x 7 x 7, batch norm, ReLU -> conv_transpose 4x4 s2 p1 to W x 14 x 14,
+     batch norm, ReLU -> conv_transpose 4x4 s2 p1 to 1 x 28 x 28, tanh                  x in [-1, 1]
   D: x (B, 1, 28, 28) -> conv 4x4 s2 p1 to W x 14 x 14, LeakyReLU(0.2) -> conv 4x4 s2 p1 to 2W x 7 x 7,
      LeakyReLU(0.2) = features v (B, 2W * 49) -> cascade scores (B, N) (gan/cascade.py; N = 1: <v, w>)
 Spectral norm (gan/nn.py) on D's two convolutions, each weight seen as the (Cout, Cin KH KW) matrix
-PyTorch uses. Each step updates D once on a real and a fake batch, then G once on a fresh fake batch,
+PyTorch uses; batch norm (Ioffe & Szegedy 2015) in G, as in DCGAN (Radford et al. 2016), always with
+the statistics of the batch at hand (samples are drawn in batches of 500). Each step updates D once on a real and a fake batch, then G once on a fresh fake batch,
 as gan/train.py does for the 2-D GAN; D's dx is what carries the signal into G. The convolutions come
 from a module passed in (`conv`: gan.conv by default, gan.conv_fast in the demo).
 """
@@ -35,6 +36,7 @@ class DCGANConfig:
     lr_d: float = 2e-4
     lr_g: float = 2e-4
     spectral_norm: bool = True  # on D's convolutions
+    batch_norm: bool = True     # in G
     seed: int = 0
 
 
@@ -52,6 +54,10 @@ def init_dcgan(cfg, rng):
          "deconv1.weight": _normal(rng, (2 * W, W, 4, 4), np.sqrt(2 / (2 * W * 4))),
          "deconv1.bias": np.zeros(W, np.float32),
          "deconv2.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(1 / (W * 4))), "deconv2.bias": np.zeros(1, np.float32)}
+    if cfg.batch_norm:                # batch norm's beta replaces the biases before it
+        del G["fc.bias"], G["deconv1.bias"]
+        for name, C in (("bn0", 2 * W), ("bn1", W)):
+            G[name + ".weight"], G[name + ".bias"] = np.ones(C, np.float32), np.zeros(C, np.float32)
     D = {"conv1.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(2 / 16)), "conv1.bias": np.zeros(W, np.float32),
          "conv2.weight": _normal(rng, (2 * W, W, 4, 4), np.sqrt(2 / (W * 16))),
          "conv2.bias": np.zeros(2 * W, np.float32),
@@ -65,27 +71,75 @@ def init_dcgan(cfg, rng):
     return {"G": G, "D": D, "D_state": state}
 
 
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Batch norm per channel with the batch's statistics.
+
+    x: (B, C, H, W)   gamma, beta: (C,)   mean, var over (B, H, W) of each channel
+    y = (x - mean) / sqrt(var + eps) * gamma + beta
+    """
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)                          # (1, C, 1, 1)
+    rstd = 1 / (x.var(axis=(0, 2, 3), keepdims=True) + eps) ** 0.5
+    xhat = (x - mean) * rstd                                              # (B, C, H, W)
+    return xhat * gamma[:, None, None] + beta[:, None, None], (xhat, rstd, gamma)
+
+
+def batchnorm_backward(dout, cache):
+    """dout (B, C, H, W) -> dx, dgamma (C,), dbeta (C,)."""
+    xhat, rstd, gamma = cache
+    # forward was: y = xhat * gamma + beta
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3))
+    dbeta = dout.sum(axis=(0, 2, 3))
+    # xhat depends on x through the mean and the variance of its own channel
+    dxhat = dout * gamma[:, None, None]
+    dx = rstd * (dxhat - dxhat.mean(axis=(0, 2, 3), keepdims=True)
+                 - xhat * (dxhat * xhat).mean(axis=(0, 2, 3), keepdims=True))
+    return dx, dgamma, dbeta
+
+
+def _norm_relu(G, name, h):
+    """ReLU(batch norm(h)), or ReLU(h) when G has no batch norm: (out, cache)."""
+    bn = None
+    if name + ".weight" in G:
+        h, bn = batchnorm_forward(h, G[name + ".weight"], G[name + ".bias"])
+    h, r = relu_forward(h)
+    return h, (bn, r)
+
+
+def _norm_relu_backward(dout, cache, g, name):
+    bn, r = cache
+    dh = relu_backward(dout, r)
+    if bn is not None:
+        dh, g[name + ".weight"], g[name + ".bias"] = batchnorm_backward(dh, bn)
+    return dh
+
+
 def generate(G, z, conv=plain_conv):
     """x = G(z). z: (B, Z) -> x (B, 1, 28, 28) in [-1, 1], cache."""
     B = z.shape[0]
     C = G["deconv1.weight"].shape[0]
-    h, l0 = linear_forward(z, G["fc.weight"], G["fc.bias"])                               # (B, 2W 49)
-    h, r0 = relu_forward(h)
-    h, d1 = conv.conv_transpose2d_forward(h.reshape(B, C, 7, 7), G["deconv1.weight"], G["deconv1.bias"], 2, 1)
-    h, r1 = relu_forward(h)                                                               # (B, W, 14, 14)
+    fc_bias = G["fc.bias"] if "fc.bias" in G else get_xp(z).zeros(G["fc.weight"].shape[1], z.dtype)
+    h, l0 = linear_forward(z, G["fc.weight"], fc_bias)                                    # (B, 2W 49)
+    h, n0 = _norm_relu(G, "bn0", h.reshape(B, C, 7, 7))                                   # (B, 2W, 7, 7)
+    h, d1 = conv.conv_transpose2d_forward(h, G["deconv1.weight"], G.get("deconv1.bias"), 2, 1)
+    h, n1 = _norm_relu(G, "bn1", h)                                                       # (B, W, 14, 14)
     h, d2 = conv.conv_transpose2d_forward(h, G["deconv2.weight"], G["deconv2.bias"], 2, 1)  # (B, 1, 28, 28)
     x, t = tanh_forward(h)
-    return x, (conv, l0, r0, d1, r1, d2, t)
+    biases = [name for name in ("deconv1.bias", "fc.bias") if name in G]
+    return x, (conv, l0, n0, d1, n1, d2, t, biases)
 
 
 def generate_backward(dx, cache):
     """dx (B, 1, 28, 28) -> grads with the keys of G."""
-    conv, l0, r0, d1, r1, d2, t = cache
+    conv, l0, n0, d1, n1, d2, t, biases = cache
     g = {}
     dh, g["deconv2.weight"], g["deconv2.bias"] = conv.conv_transpose2d_backward(tanh_backward(dx, t), d2)
-    dh, g["deconv1.weight"], g["deconv1.bias"] = conv.conv_transpose2d_backward(relu_backward(dh, r1), d1)
-    dh = relu_backward(dh.reshape(dh.shape[0], -1), r0)
-    _, g["fc.weight"], g["fc.bias"] = linear_backward(dh, l0)
+    dh = _norm_relu_backward(dh, n1, g, "bn1")
+    dh, g["deconv1.weight"], db = conv.conv_transpose2d_backward(dh, d1)
+    dh = _norm_relu_backward(dh, n0, g, "bn0")
+    _, g["fc.weight"], dfc_bias = linear_backward(dh.reshape(dh.shape[0], -1), l0)
+    for name, grad in (("deconv1.bias", db), ("fc.bias", dfc_bias)):
+        if name in biases:
+            g[name] = grad
     return g
 
 

@@ -12,6 +12,7 @@ from gan.classifier import classifier_init
 from gan.evaluator import Evaluator, load_evaluator, save_evaluator
 from gan.fashion import image_grid, train_dcgan
 from gan.idx import FILES, find_folder
+from tests.gradcheck import check_grad
 
 
 def _fashion_available():
@@ -30,6 +31,16 @@ def _model64(cfg, seed):
         model[part] = {k: v.astype(np.float64) for k, v in model[part].items()}
     model["D_state"] = {k: v.astype(np.float64) for k, v in model["D_state"].items()}
     return model
+
+
+def test_batchnorm_gradient_by_finite_differences():
+    rng = np.random.default_rng(12)
+    x, gamma, beta = rng.standard_normal((3, 2, 4, 5)) * 2 + 1, rng.standard_normal(2), rng.standard_normal(2)
+    y, cache = dc.batchnorm_forward(x, gamma, beta)
+    np.testing.assert_allclose(((y - beta[:, None, None]) / gamma[:, None, None]).mean(axis=(0, 2, 3)), 0,
+                               atol=1e-12)
+    check_grad(lambda *a: dc.batchnorm_forward(*a)[0], [x, gamma, beta],
+               lambda d: list(dc.batchnorm_backward(d, cache)), rng, names=["dx", "dgamma", "dbeta"])
 
 
 def _directional_check(loss_of, params, grads, rng, eps=1e-6, rel=1e-5):
@@ -80,8 +91,9 @@ def test_discriminator_gradients_with_spectral_norm_at_a_converged_power_iterati
     _directional_check(loss_of, model["D"], grads, np.random.default_rng(4), rel=1e-4)
 
 
-def test_generator_gradients():
-    cfg = dc.DCGANConfig(width=2, z_dim=5)
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_generator_gradients(batch_norm):
+    cfg = dc.DCGANConfig(width=2, z_dim=5, batch_norm=batch_norm)
     model = _model64(cfg, 5)
     rng = np.random.default_rng(6)
     for k in model["G"]:                                  # biases away from zero: ReLUs off their kinks
@@ -173,3 +185,19 @@ def test_missing_data_is_an_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m gan: error:") and "apt-get install dataset-fashion-mnist" in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_welch_t_and_the_comparison_table():
+    from gan.fashion_compare import format_table, summarize, welch_t
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0]
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3
+    t, df = welch_t(a, b)
+    assert t == pytest.approx((2.5 - 4.0) / np.sqrt(va + vb), rel=1e-12)
+    assert df == pytest.approx((va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2), rel=1e-12)
+    assert all(np.isnan(welch_t([1.0], b)))
+    runs = {n: [{"fid": f, "class_min_fraction": 0.05, "train_seconds": 10.0} for f in fids]
+            for n, fids in ((1, a), (4, b))}
+    summary = summarize(runs)
+    assert summary[1]["welch_fid"] is None and summary[4]["welch_fid"] == pytest.approx((-t, df))
+    table = format_table(summary)
+    assert "| plain N=1 | 4 | 2.50 +- 1.29 |" in table and "| CR N=4 | 3 | 4.00 +- 2.00 |" in table
