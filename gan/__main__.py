@@ -241,7 +241,7 @@ def main_fashion(args, png):
     _log(f"fashion: FID {res['fid']:.2f} (untrained generator {res['untrained']['fid']:.2f}, test set "
          f"{res['fid_test_set']:.2f}), smallest class share {res['class_min_fraction']:.3f}, classifier "
          f"accuracy {res['classifier_accuracy']:.4f}, {res['train_seconds']:.0f} s"
-         + (f"; samples in {res['png']}" if res["png"] else "; no PNG (matplotlib missing or --png '')"))
+         + (f"; samples in {res['png']}" if res["png"] else "; no PNG (Pillow missing or --png '')"))
     print(json.dumps({"command": "fashion", **res}))
 
 

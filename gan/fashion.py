@@ -58,14 +58,13 @@ def image_grid(images, rows=10, cols=10):
 
 
 def save_grid(images, path):
-    """The first 100 images as a 10 x 10 grid PNG; returns path, or None without matplotlib."""
+    """The first 100 images as a 10 x 10 grid, an 8-bit grey PNG; returns path, or None without Pillow
+    (installed with matplotlib, the [plot] extra)."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from PIL import Image
     except ImportError:
         return None
-    plt.imsave(path, image_grid(images), cmap="gray", vmin=0, vmax=1)
+    Image.fromarray(np.round(image_grid(images) * 255).astype(np.uint8), "L").save(path)
     return path
 
 
