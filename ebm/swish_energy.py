@@ -62,8 +62,8 @@ def _small_matmul(a, W, out):
     """
     xp = get_xp(a)
     r, (K, N) = a.shape[0], W.shape
-    if xp is not np:
-        xp.matmul(a, W, out=out)
+    if xp is not np or r * K * N <= (_SMALL_GEMV if N == 1 else _SMALL_GEMM):
+        xp.matmul(a, W, out=out)                                   # small enough already
         return
     if N == 1:
         s, panel = max(1, _SMALL_GEMV // K), 1
