@@ -2,7 +2,8 @@
 
 With no subcommand: generate the synthetic corpus, train a small model from scratch, answer the held-out
 questions, print a few of them, then accuracy, F1, score, no-answer precision / recall and questions/s;
-the last line of stdout is one JSON object. Progress goes to stderr.
+the last line of stdout is one JSON object. Progress goes to stderr. With `--corpus peoples-daily`: the
+same for cloze questions of People's Daily, pretrained against from scratch (peoples_daily_demo.py).
 """
 import os
 
@@ -28,6 +29,7 @@ from ..tokenizer import Tokenizer  # noqa: E402
 from ..vocab import save_vocab  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import peoples_daily_demo  # noqa: E402
 from .baseline import baseline_score  # noqa: E402
 from .data import accepted_answers, corpus_characters, load_records, save_records, synthetic_corpus  # noqa: E402
 from .infer import answer, encode_question  # noqa: E402
@@ -71,6 +73,9 @@ def _decode_args(p):
 def build_parser():
     ap = Parser(prog="python -m minibert.reading_comprehension", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the same pipeline in under a minute")
+    ap.add_argument("--corpus", choices=["synthetic", "peoples-daily"], default="synthetic",
+                    help="the demo's corpus: the synthetic one, or cloze questions of People's Daily, read by a "
+                         "model pretrained on it and by one from scratch (the --pd-* flags; peoples_daily_demo.py)")
     ap.add_argument("--train-questions", type=in_range(1), default=40000)
     ap.add_argument("--test-questions", type=in_range(1), default=300)
     ap.add_argument("--easy-questions", type=in_range(0), default=20000,
@@ -79,6 +84,7 @@ def build_parser():
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
+    peoples_daily_demo.add_arguments(ap)
     sub = ap.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train on a data file, save the model")
     t.add_argument("--data", required=True), t.add_argument("--out", required=True)
@@ -308,6 +314,8 @@ def main(argv=None):
             write_predictions(preds, args.out)
             print(json.dumps({"predictions": args.out, "questions": len(preds),
                               "questions_per_second": round(qps, 1)}))
+        elif args.corpus == "peoples-daily":
+            print(json.dumps(peoples_daily_demo.run(args), ensure_ascii=False))
         else:
             run_demo(args)
     except (ValueError, OSError) as err:            # bad input, a missing or unwritable file: one line
