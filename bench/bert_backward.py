@@ -39,11 +39,12 @@ def run(args):
         model = torch_model(torch, cfg, params, mlm=True).train()
         tids, tlab = torch.from_numpy(ids), torch.from_numpy(labels)
 
-        def ref():
+        def torch_step():
             model.zero_grad(set_to_none=True)
             loss = model(input_ids=tids, labels=tlab).loss
             loss.backward()
             return loss
+        ref = torch_step
 
         loss_ours, grads = ours()
         loss_ref = ref()

@@ -69,9 +69,10 @@ def run(args):
         model = torch_model(torch, cfg, params).eval()
         tids = torch.from_numpy(ids)
 
-        def ref():
+        def torch_forward():
             with torch.no_grad():
                 return model(input_ids=tids).last_hidden_state
+        ref = torch_forward
 
         err = float(np.abs(ours()[0] - ref().numpy()).max())
     else:

@@ -56,7 +56,7 @@ def run(args):
         t_in, t_mask = torch.from_numpy(inputs), torch.from_numpy(masked)
         t_lab = torch.from_numpy(ids[masked])
 
-        def ref():
+        def torch_step():
             topt.zero_grad(set_to_none=True)
             hidden = model.bert(input_ids=t_in).last_hidden_state              # (B, T, C)
             logits = model.cls(hidden[t_mask])                                 # (N, V)
@@ -64,6 +64,7 @@ def run(args):
             loss.backward()
             topt.step()
             return loss
+        ref = torch_step
 
     t_ours, t_ref = time_pair(ours, ref, repeats, label="train_step")
     n_params = sum(p.size for p in params.values())
