@@ -4,6 +4,9 @@ Prints progress to stderr, the test NLL of the model (Z by grid quadrature) besi
 KDE, and the uniform density on the box, what an untrained flat energy scores), writes a PNG to
 out/ebm/<run name>.png when matplotlib is installed (the name says the data set, and -quick for a
 --quick run), and ends with one JSON line of the headline figures.
+
+`python -m ebm fashion [--quick] [--seed N] [--steps N] ...`: the IGEBM recipe on Fashion-MNIST
+(ebm/fashion.py, its own flags: `python -m ebm fashion --help`).
 """
 import argparse
 import json
@@ -50,6 +53,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fashion"]:
+        from .fashion import main_fashion
+        return main_fashion(argv[1:])
     args = parse_args(argv)
     try:
         return run(args)
