@@ -224,7 +224,7 @@ def parse_fashion_args(argv):
 
 
 # --quick: the cheap evaluator, 5,000 training images, a narrow energy and short chains
-QUICK = dict(steps=150, batch=32, width=8, langevin_steps=10, sample_steps=50, buffer_size=2000)
+QUICK = dict(steps=100, batch=32, width=8, langevin_steps=10, sample_steps=50, buffer_size=2000)
 
 
 def fashion_config(args):
