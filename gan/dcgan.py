@@ -6,9 +6,10 @@
      LeakyReLU(0.2) = features v (B, 2W * 49) -> cascade scores (B, N) (gan/cascade.py; N = 1: <v, w>)
 Spectral norm (gan/nn.py) on D's two convolutions, each weight seen as the (Cout, Cin KH KW) matrix
 PyTorch uses; batch norm (Ioffe & Szegedy 2015) in G, as in DCGAN (Radford et al. 2016), always with
-the statistics of the batch at hand (samples are drawn in batches of 500). Each step updates D once on a real and a fake batch, then G once on a fresh fake batch,
-as gan/train.py does for the 2-D GAN; D's dx is what carries the signal into G. The convolutions come
-from a module passed in (`conv`: gan.conv by default, gan.conv_fast in the demo).
+the statistics of the batch at hand (samples are drawn in batches of 500). Each step updates D once
+on a real and a fake batch, then G once on a fresh fake batch, as gan/train.py does for the 2-D GAN;
+D's dx is what carries the signal into G. The convolutions come from a module passed in (`conv`:
+gan.conv by default, gan.conv_fast in the demo).
 """
 from dataclasses import dataclass
 
@@ -50,10 +51,12 @@ def init_dcgan(cfg, rng):
     He-normal weights for the ReLU layers (fan-in of a stride-2 transposed convolution: Cin KH KW / 4).
     """
     W, Z = cfg.width, cfg.z_dim
-    G = {"fc.weight": _normal(rng, (Z, 2 * W * 49), np.sqrt(2 / Z)), "fc.bias": np.zeros(2 * W * 49, np.float32),
+    G = {"fc.weight": _normal(rng, (Z, 2 * W * 49), np.sqrt(2 / Z)),
+         "fc.bias": np.zeros(2 * W * 49, np.float32),
          "deconv1.weight": _normal(rng, (2 * W, W, 4, 4), np.sqrt(2 / (2 * W * 4))),
          "deconv1.bias": np.zeros(W, np.float32),
-         "deconv2.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(1 / (W * 4))), "deconv2.bias": np.zeros(1, np.float32)}
+         "deconv2.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(1 / (W * 4))),
+         "deconv2.bias": np.zeros(1, np.float32)}
     if cfg.batch_norm:                # batch norm's beta replaces the biases before it
         del G["fc.bias"], G["deconv1.bias"]
         for name, C in (("bn0", 2 * W), ("bn1", W)):
