@@ -110,8 +110,7 @@ def _dcgan_arguments(p):
     p.add_argument("--g-stages", choices=G_STAGES, default="all")
     p.add_argument("--loss", choices=LOSSES, default="ns")
     p.add_argument("--batch", type=positive_int, default=64)
-    p.add_argument("--lr", type=positive_float, default=None, help="learning rate of D and G (default 2e-4, "
-                                                                   "quick 1e-3)")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate of D and G (default 1e-3)")
     p.add_argument("--width", type=positive_int, default=32, help="channels of the first convolutions")
     p.add_argument("--no-spectral-norm", action="store_true", help="D without spectral norm")
     p.add_argument("--n-eval", type=positive_int, default=None, help="samples scored (default 10000, "
@@ -197,7 +196,7 @@ def _dcgan_config(args, n_stages):
     quick = args.quick
     return DCGANConfig(n_stages=n_stages, g_stages=args.g_stages, loss=args.loss,
                        steps=args.steps or (60 if quick else 3000), batch=args.batch, width=args.width,
-                       lr_d=args.lr or (1e-3 if quick else 2e-4), lr_g=args.lr or (1e-3 if quick else 2e-4),
+                       lr_d=args.lr or 1e-3, lr_g=args.lr or 1e-3,
                        spectral_norm=not args.no_spectral_norm, seed=args.seed)
 
 
