@@ -122,11 +122,12 @@ def test_bad_inputs_are_named():
 def test_training_is_deterministic_and_moves_energies():
     images = np.random.default_rng(13).uniform(0, 0.3, (50, 784)).astype(np.float32)
     cfg = FashionConfig(steps=3, batch=8, width=2, langevin_steps=2, buffer_size=40)
-    a = train_energy(cfg, images)
-    b = train_energy(cfg, images, conv=plain_conv)
+    a, b = train_energy(cfg, images), train_energy(cfg, images)
+    tuned = train_energy(cfg, images, conv=conv_fast)
     assert a[3]["completed"] and a[3]["updates"] == 3 and np.isfinite(a[3]["loss"])
     for k in a[0]:
         np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=k)
+        np.testing.assert_allclose(tuned[0][k], a[0][k], rtol=1e-3, atol=1e-5, err_msg=f"tuned {k}")
     np.testing.assert_array_equal(a[2].data[:len(a[2])], b[2].data[:len(b[2])], err_msg="buffer")
 
 
