@@ -118,7 +118,9 @@ def test_the_comma_row_starts_as_the_fullwidth_comma():
 
 def test_the_flags_fit_the_reading_comprehension_parser():
     from minibert.reading_comprehension.__main__ import build_parser
-    parser = demo.add_arguments(build_parser())                      # no clash with its flags
+    parser = build_parser()                                          # --pd-* beside its own flags
+    if not any("--pd-cache" in a.option_strings for a in parser._actions):
+        parser = demo.add_arguments(parser)
     args = parser.parse_args(["--pd-finetune-steps", "7", "--seed", "3"])
     assert args.pd_finetune_steps == 7 and args.seed == 3 and args.pd_cache is None
     with pytest.raises(SystemExit):
@@ -141,3 +143,12 @@ def test_quick_pipeline_end_to_end(tmp_path, capsys):
     if importlib.util.find_spec("matplotlib") is not None:
         assert os.path.isfile(summary["figures"]["learning_curve"])
         assert os.path.isfile(summary["figures"]["mlm_accuracy"])
+
+
+def test_without_the_corpus_extra_the_error_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    def missing():
+        raise ModuleNotFoundError(pd.EXTRA_HINT)
+    monkeypatch.setattr(demo, "load_corpus", missing)
+    assert demo.main(["--quick", "--pd-cache", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[corpus]" in err[0] and "peoples-daily" in err[0]

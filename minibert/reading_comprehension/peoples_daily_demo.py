@@ -71,6 +71,9 @@ def add_arguments(parser):
     g.add_argument("--pd-curve-every", type=in_range(1), default=50, help="a learning-curve point every N updates")
     g.add_argument("--pd-curve-questions", type=in_range(1), default=80,
                    help="held-out questions answered at each learning-curve point")
+    g.add_argument("--pd-train-passages", choices=["all", "answering"], default="all",
+                   help="fine-tune on a random passage of each question (all, as bert4keras) or on a random "
+                        "one of those holding the answer")
     g.add_argument("--pd-test-questions", type=in_range(1), default=None,
                    help="score only this many held-out questions (default: all)")
     g.add_argument("--pd-documents", type=in_range(2), default=None,
@@ -116,6 +119,11 @@ def fullwidth_comma_row(params, tok):
     return out
 
 
+def answering_passages(records):
+    """The records with only their passages that hold the answer (every cloze question has one)."""
+    return [dict(r, passages=[p for p in r["passages"] if p["answer"]]) for r in records]
+
+
 def predict(params, config, tok, records, args):
     """id -> answer of every record (infer.answer: vote over passages, greedy or beam search)."""
     p, q, a, _ = _lengths(args)
@@ -157,12 +165,12 @@ def finetune(records, tok, config, params, args, on_point=None, name="model"):
         loss, _, _, grads = seq2seq_forward_backward(params, config, token_ids, segment_ids, real, drop, ops=FAST)
         opt.update(params, grads)
         losses.append(loss)
-        if step % args.pd_curve_every == 0 or step == steps:
+        if step % max(1, steps // 10) == 0 or step == steps:
             rate = step / max(time.perf_counter() - t0, 1e-9)
             _log(f"{name}: update {step}/{steps}  loss {np.mean(losses):.3f}  {rate:.2f} updates/s")
             losses = []
-            if on_point is not None:
-                on_point(step, params)
+        if on_point is not None and (step % args.pd_curve_every == 0 or step == steps):
+            on_point(step, params)
     return params
 
 
@@ -208,7 +216,10 @@ def run(args):
     cache = args.pd_cache or default_cache()
     work = _get(args, "workdir", None) or os.path.join(cache, f"finetune-seed{seed}{'-quick' if quick else ''}")
     os.makedirs(work, exist_ok=True)
-    documents = load_corpus()
+    try:
+        documents = load_corpus()
+    except ModuleNotFoundError as err:                   # said in one line, as a bad flag is
+        raise ValueError(f"--corpus peoples-daily: {err}") from None
     setting = pretrain_setting(args, quick)
     pre = pretraining.pretrained_model(documents, setting, cache)
     tok, config = pre["tokenizer"], pre["config"]
@@ -225,6 +236,7 @@ def run(args):
     _log(f"{len(train_q)} training and {len(test_q)} held-out cloze questions; learning curve on "
          f"{len(curve_q)} of them every {args.pd_curve_every} updates; outputs in {work}")
     points = {}
+    fine_q = answering_passages(train_q) if _get(args, "pd_train_passages", "all") == "answering" else train_q
 
     def point(which):
         def record(step, params):
@@ -235,7 +247,7 @@ def run(args):
 
     results = {}
     for which, start in (("pretrained", fullwidth_comma_row(pre["params"], tok)), ("from scratch", None)):
-        params = finetune(train_q, tok, config, start, args, point(which), which)
+        params = finetune(fine_q, tok, config, start, args, point(which), which)
         preds = predict(params, config, tok, test_q, args)
         results[which] = (score_predictions(test_q, preds), preds)
         with open(os.path.join(work, f"predictions-{which.replace(' ', '-')}.tsv"), "w", encoding="utf-8") as f:
@@ -247,7 +259,8 @@ def run(args):
     png = plot_learning_curve(curve, {"most frequent entity of the type": base["frequency"],
                                       "random entity of the type": base["random"]},
                               os.path.join(work, "learning_curve.png"),
-                              f"People's Daily cloze, seed {seed}: {len(curve_q)} held-out questions")
+                              f"People's Daily cloze, seed {seed}: the curve on {len(curve_q)} held-out "
+                              f"questions, the baselines on all {len(test_q)}")
     s, z = results["pretrained"][0], results["from scratch"][0]
     print(f"held-out cloze questions ({len(test_q)}): pretrained score {s['score']:.3f} (accuracy "
           f"{s['accuracy']:.3f}, F1 {s['f1']:.3f}); from scratch {z['score']:.3f} (accuracy {z['accuracy']:.3f}, "
