@@ -39,6 +39,24 @@ def _check_bias(b, n):
         raise ValueError(f"b must be None or have shape ({n},), got {getattr(b, 'shape', type(b).__name__)}")
 
 
+def _check_transpose(x, w, b, stride, padding, output_padding):
+    """The arguments of conv_transpose2d checked; returns stride, padding and the output size OH, OW."""
+    stride, padding = _check(x, w, stride, padding)
+    if isinstance(output_padding, bool) or not isinstance(output_padding, (int, np.integer)) \
+            or not 0 <= output_padding < stride:
+        raise ValueError(f"output_padding must be an int in [0, stride) = [0, {stride}), "
+                         f"got {output_padding!r}")
+    (_, C, H, W), (Cw, Cout, KH, KW) = x.shape, w.shape
+    if Cw != C:
+        raise ValueError(f"w has {Cw} input channels (w: (Cin, Cout, KH, KW)) but x has {C}")
+    _check_bias(b, Cout)
+    OH = (H - 1) * stride - 2 * padding + KH + output_padding
+    OW = (W - 1) * stride - 2 * padding + KW + output_padding
+    if OH < 1 or OW < 1:
+        raise ValueError(f"padding {padding} crops the whole {(H - 1) * stride + KH}-pixel output")
+    return stride, padding, OH, OW
+
+
 def im2col(xp_, KH, KW, stride, OH, OW):
     """Windows of a padded input as columns. xp_: (B, C, Hp, Wp) -> cols (C * KH * KW, B * OH * OW)."""
     B, C = xp_.shape[:2]
@@ -114,20 +132,9 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     full[b, o, S h + i, S w' + j] += x[b, c, h, w'] w[c, o, i, j];  out = full cropped by P (and OP) + bias
     returns (out (B, Cout, OH, OW), cache)
     """
-    stride, padding = _check(x, w, stride, padding)
-    if isinstance(output_padding, bool) or not isinstance(output_padding, (int, np.integer)) \
-            or not 0 <= output_padding < stride:
-        raise ValueError(f"output_padding must be an int in [0, stride) = [0, {stride}), "
-                         f"got {output_padding!r}")
+    stride, padding, OH, OW = _check_transpose(x, w, b, stride, padding, output_padding)
     B, C, H, W = x.shape
-    Cw, Cout, KH, KW = w.shape
-    if Cw != C:
-        raise ValueError(f"w has {Cw} input channels (w: (Cin, Cout, KH, KW)) but x has {C}")
-    _check_bias(b, Cout)
-    OH = (H - 1) * stride - 2 * padding + KH + output_padding
-    OW = (W - 1) * stride - 2 * padding + KW + output_padding
-    if OH < 1 or OW < 1:
-        raise ValueError(f"padding {padding} crops the whole {(H - 1) * stride + KH}-pixel output")
+    Cout, KH, KW = w.shape[1:]
     # the full, uncropped output: tall enough for the scatter and for the crop P .. P + OH
     full_shape = (B, Cout, max((H - 1) * stride + KH, padding + OH),
                   max((W - 1) * stride + KW, padding + OW))

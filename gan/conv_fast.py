@@ -23,12 +23,11 @@ paddings and odd sizes. Measured with `python -m bench conv2d` (this file; `--pl
 shared 2-core machine: 1.03-1.30 times PyTorch's time under a load average of 5 to 8, where conv.py took
 2.1-2.6 times (bench/RESULTS.md).
 """
-import numpy as np
 
 from smoothing import get_xp
 from smoothing.threads import run_pieces, thread_count
 
-from .conv import _check, _check_bias
+from .conv import _check, _check_bias, _check_transpose
 
 
 def _batch_pieces(B):
@@ -169,20 +168,9 @@ def conv2d_backward(dout, cache):
 
 def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0):
     """conv.conv_transpose2d_forward, tuned. x (B, Cin, H, W), w (Cin, Cout, KH, KW) -> (out, cache)"""
-    stride, padding = _check(x, w, stride, padding)
-    if isinstance(output_padding, bool) or not isinstance(output_padding, (int, np.integer)) \
-            or not 0 <= output_padding < stride:
-        raise ValueError(f"output_padding must be an int in [0, stride) = [0, {stride}), "
-                         f"got {output_padding!r}")
+    stride, padding, OH, OW = _check_transpose(x, w, b, stride, padding, output_padding)
     B, C, H, W = x.shape
-    Cw, Cout, KH, KW = w.shape
-    if Cw != C:
-        raise ValueError(f"w has {Cw} input channels (w: (Cin, Cout, KH, KW)) but x has {C}")
-    _check_bias(b, Cout)
-    OH = (H - 1) * stride - 2 * padding + KH + output_padding
-    OW = (W - 1) * stride - 2 * padding + KW + output_padding
-    if OH < 1 or OW < 1:
-        raise ValueError(f"padding {padding} crops the whole {(H - 1) * stride + KH}-pixel output")
+    Cout, KH, KW = w.shape[1:]
     full = (B, max((H - 1) * stride + KH, padding + OH), max((W - 1) * stride + KW, padding + OW), Cout)
     x_rows = _rows(x)                                                     # (B H W, Cin)
     cols = x_rows @ _weights_last(w)                                      # (B H W, KH KW Cout)

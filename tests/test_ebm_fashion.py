@@ -12,18 +12,8 @@ from ebm import conv_energy as ce
 from ebm.fashion import FashionConfig, cd_loss_backward, cd_loss_forward, train_energy
 from gan import conv as plain_conv
 from gan import conv_fast
-from gan.idx import FILES, find_folder
+from tests.fashion_data import needs_data
 from tests.gradcheck import check_grad
-
-
-def _fashion_available():
-    folder = find_folder()
-    return all(os.path.exists(os.path.join(folder, stem + ".gz")) or os.path.exists(os.path.join(folder, stem))
-               for pair in FILES.values() for stem in pair)
-
-
-needs_data = pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST files not installed "
-                                "(apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)")
 
 
 def _params64(seed, spectral_norm=False, width=2):

@@ -11,18 +11,8 @@ from gan import dcgan as dc
 from gan.classifier import classifier_init
 from gan.evaluator import Evaluator, load_evaluator, save_evaluator
 from gan.fashion import image_grid, train_dcgan
-from gan.idx import FILES, find_folder
+from tests.fashion_data import needs_data
 from tests.gradcheck import check_grad
-
-
-def _fashion_available():
-    folder = find_folder()
-    return all(os.path.exists(os.path.join(folder, stem + ".gz")) or os.path.exists(os.path.join(folder, stem))
-               for pair in FILES.values() for stem in pair)
-
-
-needs_data = pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST files not installed "
-                                "(apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)")
 
 
 def _model64(cfg, seed):
