@@ -39,6 +39,20 @@ def _check_bias(b, n):
         raise ValueError(f"b must be None or have shape ({n},), got {getattr(b, 'shape', type(b).__name__)}")
 
 
+def _check_conv(x, w, b, stride, padding):
+    """The arguments of conv2d checked; returns stride, padding and the output size OH, OW."""
+    stride, padding = _check(x, w, stride, padding)
+    (_, C, H, W), (Cout, Cw, KH, KW) = x.shape, w.shape
+    if Cw != C:
+        raise ValueError(f"w has {Cw} input channels (w: (Cout, Cin, KH, KW)) but x has {C}")
+    _check_bias(b, Cout)
+    OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+    if OH < 1 or OW < 1:
+        raise ValueError(f"the kernel {KH}x{KW} does not fit in the padded input {H + 2 * padding}x"
+                         f"{W + 2 * padding}")
+    return stride, padding, OH, OW
+
+
 def _check_transpose(x, w, b, stride, padding, output_padding):
     """The arguments of conv_transpose2d checked; returns stride, padding and the output size OH, OW."""
     stride, padding = _check(x, w, stride, padding)
@@ -88,16 +102,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     out[b, o, oh, ow] = bias[o] + sum_{c, i, j} w[o, c, i, j] * x_padded[b, c, S oh + i, S ow + j]
     returns (out (B, Cout, OH, OW), cache)
     """
-    stride, padding = _check(x, w, stride, padding)
+    stride, padding, OH, OW = _check_conv(x, w, b, stride, padding)
     B, C, H, W = x.shape
-    Cout, Cw, KH, KW = w.shape
-    if Cw != C:
-        raise ValueError(f"w has {Cw} input channels (w: (Cout, Cin, KH, KW)) but x has {C}")
-    _check_bias(b, Cout)
-    OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
-    if OH < 1 or OW < 1:
-        raise ValueError(f"the kernel {KH}x{KW} does not fit in the padded input {H + 2 * padding}x"
-                         f"{W + 2 * padding}")
+    Cout, KH, KW = w.shape[0], w.shape[2], w.shape[3]
     xp = get_xp(x)
     x_padded = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     cols = im2col(x_padded, KH, KW, stride, OH, OW)                       # (C KH KW, B OH OW)

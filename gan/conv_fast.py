@@ -27,7 +27,7 @@ shared 2-core machine: 1.03-1.30 times PyTorch's time under a load average of 5 
 from smoothing import get_xp
 from smoothing.threads import run_pieces, thread_count
 
-from .conv import _check, _check_bias, _check_transpose
+from .conv import _check_conv, _check_transpose
 
 
 def _batch_pieces(B):
@@ -128,16 +128,9 @@ def _weights_back(d2, shape):
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """conv.conv2d_forward, tuned. x (B, Cin, H, W), w (Cout, Cin, KH, KW) -> (out (B, Cout, OH, OW), cache)"""
-    stride, padding = _check(x, w, stride, padding)
+    stride, padding, OH, OW = _check_conv(x, w, b, stride, padding)
     B, C, H, W = x.shape
-    Cout, Cw, KH, KW = w.shape
-    if Cw != C:
-        raise ValueError(f"w has {Cw} input channels (w: (Cout, Cin, KH, KW)) but x has {C}")
-    _check_bias(b, Cout)
-    OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
-    if OH < 1 or OW < 1:
-        raise ValueError(f"the kernel {KH}x{KW} does not fit in the padded input {H + 2 * padding}x"
-                         f"{W + 2 * padding}")
+    Cout, KH, KW = w.shape[0], w.shape[2], w.shape[3]
     padded = (B, H + 2 * padding, W + 2 * padding, C)
     cols = im2col_cl(_channels_last_padded(x, padding, *padded[1:3]), KH, KW, stride, OH, OW)
     out_rows = cols @ _weights_last(w).T                                  # (B OH OW, Cout)
