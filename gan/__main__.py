@@ -79,7 +79,9 @@ def build_parser():
                     help="values of N (1 = the plain head, the baseline of the Welch tests)")
     fc.add_argument("--seeds", type=positive_int, default=5, help="seeds per setting")
     fc.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel processes")
-    fc.add_argument("--out", default=os.path.join("out", "gan"), help="folder for seed 0's sample grids")
+    fc.add_argument("--out", default=os.path.join("out", "gan"),
+                    help="folder for seed 0's sample grids and the runs file fashion-compare-runs.jsonl "
+                         "(finished runs, read back when the command is run again: it resumes)")
     e = sub.add_parser("evaluator", help="train (or load) the Fashion-MNIST classifier; print the FID floors")
     _evaluator_arguments(e)
     return parser
@@ -212,7 +214,9 @@ def main_fashion_compare(args):
     results = run_fashion_compare(base, args.stages, args.seeds, ev.path, n_eval, args.data_dir,
                                   5000 if args.quick else None, args.jobs,
                                   lambda n: os.path.join(args.out, f"fashion-compare-N{n}"
-                                                         + ("-quick" if args.quick else "") + ".png"), _log)
+                                                         + ("-quick" if args.quick else "") + ".png"), _log,
+                                  runs_file=os.path.join(args.out, "fashion-compare-runs"
+                                                         + ("-quick" if args.quick else "") + ".jsonl"))
     summary = summarize(results)
     print(f"Equal budget: {base.steps} steps, batch {base.batch}, lr {base.lr_d}, width {base.width}, "
           f"{args.seeds} seeds per setting, {n_eval} samples scored; mean +- standard deviation over seeds; "

@@ -5,10 +5,12 @@ rates; only the head (N) changes. Runs are ordered seed by seed, cycling through
 slow spell of a shared machine falls on all settings alike. Each CR setting is set against the plain
 head with Welch's t (unequal variances) and its Welch-Satterthwaite degrees of freedom.
 """
+import json
 import math
+import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 METRICS = ("fid", "class_min_fraction", "train_seconds")
 
@@ -33,25 +35,63 @@ def _run(job):
                        png=png)
 
 
+def _run_key(cfg, n_eval, n_train):
+    """What a run's numbers depend on, as one JSON string (the key of the runs file)."""
+    return json.dumps({"config": asdict(cfg), "n_eval": n_eval, "n_train": n_train}, sort_keys=True)
+
+
+def _load_runs(path):
+    """{key: result} from a runs file written by earlier calls ({} when there is none)."""
+    done = {}
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    done[entry["key"]] = entry["result"]
+                except (ValueError, KeyError, TypeError):
+                    raise ValueError(f"runs file {path}: line {line_no} is not a run record; "
+                                     "remove the file to start over") from None
+    return done
+
+
 def run_fashion_compare(base, stages, seeds, ev_path, n_eval, data_dir=None, n_train=None, jobs=1,
-                        png_for=None, progress=None):
-    """Train every (N, seed); returns {N: [result, ...]}. png_for(N) is seed 0's grid path (or None)."""
+                        png_for=None, progress=None, runs_file=None):
+    """Train every (N, seed); returns {N: [result, ...]}. png_for(N) is seed 0's grid path (or None).
+
+    runs_file: a JSON-lines file; every finished run is appended to it, and a run already there with
+    the same settings is read back instead of trained again, so a stopped comparison resumes.
+    """
     plan = [(replace(base, n_stages=n, seed=seed), ev_path, n_eval, data_dir, n_train,
              png_for(n) if png_for and seed == 0 else None) for seed in range(seeds) for n in stages]
     results = {n: [] for n in stages}
     log = progress or (lambda msg: None)
+    done = _load_runs(runs_file)
+    keys = [_run_key(job[0], n_eval, n_train) for job in plan]
 
-    def record(i, res):
+    def record(i, res, fresh=True):
         results[plan[i][0].n_stages].append(res)
+        if fresh and runs_file:
+            with open(runs_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": keys[i], "result": res}) + "\n")
         log(f"run {i + 1}/{len(plan)}: N={res['n_stages']} seed {res['seed']}: FID {res['fid']:.2f}, "
-            f"smallest class share {res['class_min_fraction']:.3f}, {res['train_seconds']:.0f} s")
+            f"smallest class share {res['class_min_fraction']:.3f}, {res['train_seconds']:.0f} s"
+            + ("" if fresh else f" (read back from {runs_file})"))
+    todo = [i for i in range(len(plan)) if keys[i] not in done]
+    for i in range(len(plan)):
+        if keys[i] in done:
+            record(i, done[keys[i]], fresh=False)
     if jobs == 1:
-        for i, job in enumerate(plan):
-            record(i, _run(job))
+        for i in todo:
+            record(i, _run(plan[i]))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for i, res in enumerate(pool.map(_run, plan)):
+            for i, res in zip(todo, pool.map(_run, [plan[i] for i in todo])):
                 record(i, res)
+    for runs in results.values():
+        runs.sort(key=lambda r: r["seed"])
     return results
 
 
