@@ -2,25 +2,26 @@
 
 The plain versions in core.py make several passes over whole arrays (max, subtract, divide, exp, sum,
 divide), each one a fresh temporary array as large as the input. Here the rows are cut into blocks of
-about _BLOCK_ELEMS elements (512 KiB of float32, one core's L2 cache); each block goes through all the
-passes while it stays in cache, in place in one buffer, and large arrays hand their blocks out to
-threads (NumPy's ufuncs release the GIL) through smoothing.threads.run_pieces.
+about _BLOCK_ELEMS elements (1 MiB of float32, one core's L2 cache on the machine of bench/RESULTS.md);
+each block goes through all its passes while it stays in cache, in place in one buffer, and large
+arrays hand their blocks out to threads (NumPy's ufuncs release the GIL) through
+smoothing.threads.run_pieces.
 
 What it buys (python -m bench smoothing, 4096 x 4096 float32, 2 threads): see bench/RESULTS.md.
-What it costs the reader: the formula is spread over a block loop and `out=` arguments.
+What it costs the reader: the formula is spread over a block loop, `out=` arguments and two passes.
 
-Equal to core.py, within rounding. Where the row maxes of a block are moderate (|max / T| <= 64 in
-float32, 512 in float64) the block is exponentiated without subtracting the max: exp(x / T) cannot
-overflow there, and the pass it saves is 8 to 10% of the time here (NumPy's exp costs about ten of
-the other passes, and the max is needed anyway, to refuse NaN and +inf). Those rows agree with
-core.py's within a few units in the last place (tested to rtol 1e-5 / 1e-13); other blocks apply
-the same elementwise operations in the same order as the plain formula, and a row's sum is NumPy's
-sum of the same contiguous row, so there logsumexp and log_softmax give core.py's bits, and sigmoid
-always does (tested). softmax multiplies by the reciprocal of the row sum instead of dividing by it
-(5 to 10% faster here). Along another axis core.py sums in another order; the two agree to a few
-units in the last place. The conventions are the same: an all -inf row gives -inf / zeros / -inf,
-NaN or +inf is refused with a ValueError. The bits do not depend on the number of threads: the
-blocks depend only on the array's shape, and whether a block is shifted only on its own rows.
+Equal to core.py, within rounding. Every row is first exponentiated without the shift by its max
+(exp(x / T) directly): NumPy's exp costs about ten of the other passes, so the max pass it saves
+and the few small operations per block it avoids are most of what is left to save. A row is kept
+when its sum shows that nothing overflowed or fell out of the normal range (see _lse_rows); such
+rows agree with core.py's within a few units in the last place of the result and of log(sum)
+(tested: rtol 1e-5 / 1e-13 plus a few eps times the input's size). The other rows are done again
+in the plain order, shifted by their max, so there logsumexp and log_softmax give core.py's bits;
+sigmoid always does (tested). softmax multiplies by the reciprocal of the row sum instead of
+dividing by it (5 to 10% faster here). Along another axis core.py sums in another order; the two
+agree to a few units in the last place. The conventions are the same: an all -inf row gives -inf /
+zeros / -inf, NaN or +inf is refused with a ValueError. The bits do not depend on the number of
+threads: the blocks depend only on the array's shape, and whether a row is redone only on the row.
 """
 import threading
 
@@ -31,84 +32,96 @@ from .threads import row_pieces, run_pieces
 
 # Rows are processed in blocks of about this many elements: big enough that per-block Python
 # overhead is small, small enough that the block stays in a core's L2 cache.
-_BLOCK_ELEMS = 1 << 17
+_BLOCK_ELEMS = 1 << 18
 # Arrays at least this large are split over threads (smoothing.threads.thread_count of them).
 _PARALLEL_ELEMS = 1 << 20
-# Blocks whose row maxes all lie within +-T times this are exponentiated without the shift
-# (see _block_pass): exp(64) and exp(512) leave room for any row sum, exp(-64) and exp(-512) are normal.
+# Rows are first exponentiated without the shift by their max; a row is kept when its sum lies within
+# exp(-L) .. exp(L), L below (see _lse_rows), and done again the plain way otherwise.
 _NO_SHIFT = {np.dtype(np.float32): 64.0, np.dtype(np.float64): 512.0}
 
 
-def _block_pass(x2d, rows, temperature, row_max, row_shift, row_sum, buf):
-    """max, shift, divide, exp and sum of the rows `rows` of x2d, in `buf` (r, n); softmax if asked.
+def _exp_pass(x2d, temperature, row_sum, p=None, row_shift=None):
+    """exp((x - shift) / T) of every row of a C-contiguous (R, n) array, in cached row blocks.
 
-    The shift is skipped (row_shift 0) when every row max m of the block has |m / T| <= _NO_SHIFT:
-    then no exp and no row sum can overflow (n exp(64) is far below float32's largest number), and
-    the largest entry's exp(m / T) is a normal number, so the sum is > 0. It saves a pass over the
-    block; an entry more than about 87 below its row max (float32) may come out subnormal instead
-    of exactly 0 or a normal number, a change of less than 1e-10 in its probability.
-    """
-    xb = x2d[rows]
-    m = row_max[rows]
-    xb.max(axis=1, keepdims=True, out=m)                          # (r, 1)
-    xp = get_xp(x2d)
-    shift = row_shift[rows]
-    src = xb
-    if bool((xp.abs(m) <= _NO_SHIFT.get(x2d.dtype, -1.0) * temperature).all()):
-        shift[...] = 0                                            # NaN / inf maxes never get here
-    else:
-        # an all -inf row has m = -inf; shifting it by 0 instead keeps exp(-inf) = 0, not NaN
-        xp.copyto(shift, xp.where(m == -xp.inf, 0, m))
-        xp.subtract(xb, shift, out=buf)
-        src = buf
-    if temperature != 1.0:
-        xp.divide(src, temperature, out=buf)
-        src = buf
-    xp.exp(src, out=buf)
-    s = row_sum[rows]
-    buf.sum(axis=1, keepdims=True, out=s)                         # > 0 unless the row is all -inf
-
-
-def _lse_rows(x2d, temperature, want_softmax):
-    """Row-wise logsumexp of a C-contiguous (R, n) array, and its softmax rows when asked.
-
-    returns (lse (R,), p (R, n) or None); ValueError if a row holds NaN or +inf.
+    row_sum (R, 1) receives the row sums; p (R, n), when given, the rows divided by them (softmax).
+    row_shift None: no shift. row_shift (R, 1): each row is shifted by its max, which is written there
+    (an all -inf row by 0, so that exp(-inf) = 0 and not NaN; NaN and +inf stay as found), in the plain
+    order of operations: max, subtract, divide, exp, sum.
     """
     xp = get_xp(x2d)
     R, n = x2d.shape
-    row_max = xp.empty((R, 1), dtype=x2d.dtype)
-    row_shift = xp.empty((R, 1), dtype=x2d.dtype)
-    row_sum = xp.empty((R, 1), dtype=x2d.dtype)
-    p = xp.empty_like(x2d) if want_softmax else None
     blocks = row_pieces(R, n, _BLOCK_ELEMS) if xp is np else [slice(0, R)]
     local = threading.local()                                     # one scratch block per thread
 
     def work(i):
         rows = blocks[i]
-        if want_softmax:
+        if p is not None:
             buf = p[rows]
         else:
             if getattr(local, "buf", None) is None:
                 local.buf = xp.empty((blocks[0].stop - blocks[0].start, n), dtype=x2d.dtype)
             buf = local.buf[:rows.stop - rows.start]
-        # NaN / +inf rows are refused after the loop (from row_max); until then their arithmetic
-        # may produce inf - inf, which must not turn into a warning first (errstate is per thread)
-        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            _block_pass(x2d, rows, temperature, row_max, row_shift, row_sum, buf)
-            if want_softmax:
+        # overflow, 0 * inf and inf - inf are expected here and sorted out by the caller from the
+        # sums and maxes; they must not turn into warnings first (errstate is per thread)
+        with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+            src = x2d[rows]
+            if row_shift is not None:
+                m = row_shift[rows]
+                src.max(axis=1, keepdims=True, out=m)
+                m[m == -xp.inf] = 0
+                src = xp.subtract(src, m, out=buf)
+            if temperature != 1.0:
+                src = xp.divide(src, temperature, out=buf)
+            xp.exp(src, out=buf)
+            s = row_sum[rows]
+            buf.sum(axis=1, keepdims=True, out=s)
+            if p is not None:
                 # one reciprocal per row and a multiply per entry, cheaper than a divide per entry;
                 # an all -inf row has s = 0 and gets 1 / inf = 0, so it stays all zeros
-                s = row_sum[rows]
-                buf *= xp.reciprocal(xp.where(s == 0, xp.inf, s))
+                buf *= xp.reciprocal(s if row_shift is None else xp.where(s == 0, xp.inf, s))
 
     if xp is np and R * n >= _PARALLEL_ELEMS:
         run_pieces(work, len(blocks), name="smoothing")
     else:
         for i in range(len(blocks)):
             work(i)
-    bad = ~(row_max < xp.inf)                                     # NaN or +inf somewhere in the row
-    if bool(bad.any()):
-        raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {R} rows)")
+
+
+def _lse_rows(x2d, temperature, want_softmax):
+    """Row-wise logsumexp of a C-contiguous (R, n) array, and its softmax rows when asked.
+
+    returns (lse (R,), p (R, n) or None); ValueError if a row holds NaN or +inf.
+
+    Every row is first exponentiated without the shift by its max, which saves the max pass. A row
+    is kept when its sum s lies within exp(-L) .. exp(L) (L = 64 in float32, 512 in float64). Then no
+    exp has overflowed (each is at most s), the row held no NaN or +inf (s would be NaN or inf),
+    1 / s and log s are ordinary numbers, and an entry whose exp fell below the normal range (more
+    than about 87 below 0 in float32) has a probability under exp(L) * 1.2e-38 = 7.5e-11, carried
+    with an absolute error under 1e-17. The other rows (large or very negative entries, NaN, +inf,
+    all -inf) are done again in the plain order, shifted by their max, which gives the plain
+    layer's bits, and their maxes show NaN and +inf.
+    """
+    xp = get_xp(x2d)
+    R, n = x2d.shape
+    row_sum = xp.empty((R, 1), dtype=x2d.dtype)
+    p = xp.empty_like(x2d) if want_softmax else None
+    _exp_pass(x2d, temperature, row_sum, p)
+    row_shift = xp.zeros((R, 1), dtype=x2d.dtype)
+    limit = _NO_SHIFT.get(x2d.dtype)
+    redo = xp.ones(R, dtype=bool) if limit is None else \
+        ~((row_sum >= np.exp(-limit)) & (row_sum <= np.exp(limit)))[:, 0]       # True for NaN
+    if bool(redo.any()):
+        idx = xp.flatnonzero(redo)
+        x_r = xp.ascontiguousarray(x2d[idx])
+        sum_r, shift_r = xp.empty((idx.size, 1), dtype=x2d.dtype), xp.empty((idx.size, 1), dtype=x2d.dtype)
+        p_r = xp.empty_like(x_r) if want_softmax else None
+        _exp_pass(x_r, temperature, sum_r, p_r, shift_r)
+        bad = ~(shift_r < xp.inf)                                 # NaN or +inf somewhere in the row
+        if bool(bad.any()):
+            raise ValueError(f"x must not contain NaN or +inf (found in {int(bad.sum())} of {R} rows)")
+        row_sum[idx], row_shift[idx] = sum_r, shift_r
+        if want_softmax:
+            p[idx] = p_r
     with np.errstate(divide="ignore"):                            # log(0) = -inf for all -inf rows
         lse = row_shift + temperature * xp.log(row_sum)
     return lse[:, 0], p
