@@ -7,8 +7,8 @@ Batch 64, float32, the two strided convolutions of a DCGAN-style discriminator f
 and the generator's mirror image through conv_transpose2d (128 -> 64 -> 1 channels, 7 -> 14 -> 28).
 One timed run is the forward pass of all four and the backward pass (dx, dw, db) of all four with a
 fixed upstream gradient; the reference is torch.nn.functional with autograd on the same threads.
-Ours is the tuned twin gan/conv_fast.py (channel-major windows, im2col as one strided copy, col2im by
-output phase, copies spread over the BLAS threads); --plain times the plain layer gan/conv.py (im2col
+Ours is the tuned twin gan/conv_fast.py (channels-last windows, im2col as one strided copy, col2im
+with the stride-2 taps grouped 2 x 2, copies spread over the BLAS threads); --plain times the plain layer gan/conv.py (im2col
 and one matrix product over the whole batch) instead.
 """
 import sys

@@ -9,7 +9,8 @@ What the plain layer (conv.py) spends besides its matrix products, and what this
     gradient's product is turned so that its longer side comes first: the other way round was 3x to
     100x slower), and every window of im2col / col2im moves runs of C contiguous numbers;
   - im2col is one copy of an as_strided view (B, OH, OW, KH, KW, C);
-  - col2im adds its KH * KW windows in place, each a strided block of runs of C numbers;
+  - col2im adds its KH * KW windows in place, each a strided block of runs of C numbers, or, where
+    the stride divides the kernel (4 x 4, stride 2), S x S windows at a time in runs of S C numbers;
   - these copies are cut into batch pieces run on the BLAS threads (smoothing.threads.run_pieces);
     every piece writes its own images, so the result does not depend on the thread count;
   - outputs and input gradients are returned as (B, C, H, W) views of channels-last arrays: the values
@@ -99,17 +100,31 @@ def col2im_cl(cols, shape, KH, KW, stride, OH, OW):
     """The adjoint of im2col_cl: cols (B * OH * OW, KH * KW * C) summed into a (B, Hp, Wp, C) array.
 
     Channels last, a stride-S window still moves runs of C contiguous numbers, so the windows are added
-    in place one tap at a time, in the order of conv.col2im: the sums are the same.
+    in place one tap at a time, in the order of conv.col2im: the sums are the same. When S divides the
+    kernel and the padded size (the 4 x 4, stride 2 layers of a DCGAN), the taps go S x S at a time:
+    tap (S a + p, S b + q) of window (oh, ow) lands on row S (oh + a) + p, column S (ow + b) + q, so
+    for one (a, b) the S x S taps (p, q) fill disjoint places, and one addition of runs of S C numbers
+    does what S * S additions of runs of C did. Each place still receives its taps in conv.col2im's
+    order (a, then b, outermost), so the sums keep their bits.
     """
     B, Hp, Wp, C = shape
     S = stride
-    cols = cols.reshape(B, OH, OW, KH, KW, C)
     out = get_xp(cols).zeros(shape, dtype=cols.dtype)
+    if S > 1 and C > 1 and KH % S == 0 and KW % S == 0 and Hp % S == 0 and Wp % S == 0:
+        taps = cols.reshape(B, OH, OW, KH // S, S, KW // S, S, C)         # [.., a, p, b, q, c]
+        places = out.reshape(B, Hp // S, S, Wp // S, S, C)                # [b, r, p, s, q, c]
 
-    def work(sl):
-        for i in range(KH):
-            for j in range(KW):
-                out[sl, i:i + S * OH:S, j:j + S * OW:S] += cols[sl, :, :, i, j]
+        def work(sl):
+            for a in range(KH // S):
+                for b in range(KW // S):
+                    places[sl, a:a + OH, :, b:b + OW] += taps[sl, :, :, a, :, b].transpose(0, 1, 3, 2, 4, 5)
+    else:
+        cols = cols.reshape(B, OH, OW, KH, KW, C)
+
+        def work(sl):
+            for i in range(KH):
+                for j in range(KW):
+                    out[sl, i:i + S * OH:S, j:j + S * OW:S] += cols[sl, :, :, i, j]
     _by_batch(work, B)
     return out
 

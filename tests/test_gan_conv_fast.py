@@ -134,3 +134,19 @@ def test_bad_arguments_name_the_argument():
     ]:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+@pytest.mark.parametrize("stride,kernel,padded,channels", [(2, 4, (16, 16), 64), (2, 4, (16, 18), 3),
+                                                           (2, 4, (30, 30), 1), (3, 6, (21, 24), 5),
+                                                           (2, 3, (15, 15), 4), (1, 4, (9, 9), 8)])
+def test_col2im_adds_the_taps_of_the_plain_layer_in_its_order(stride, kernel, padded, channels):
+    """The tuned col2im (taps grouped S x S when S divides the kernel and the padded size) gives the
+    plain col2im's bits, its layout aside."""
+    rng = np.random.default_rng(stride * 100 + kernel)
+    B, (Hp, Wp), C, S, K = 3, padded, channels, stride, kernel
+    OH, OW = (Hp - K) // S + 1, (Wp - K) // S + 1
+    cols = rng.standard_normal((B * OH * OW, K * K * C)).astype(np.float32)   # rows (b, oh, ow), columns (i, j, c)
+    got = conv_fast.col2im_cl(cols, (B, Hp, Wp, C), K, K, S, OH, OW)          # (B, Hp, Wp, C)
+    plain_cols = cols.reshape(B, OH, OW, K, K, C).transpose(5, 3, 4, 0, 1, 2).reshape(C * K * K, -1)
+    want = conv.col2im(plain_cols, (B, C, Hp, Wp), K, K, S, OH, OW)          # (B, C, Hp, Wp)
+    np.testing.assert_array_equal(got.transpose(0, 3, 1, 2), want)
