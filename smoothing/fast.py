@@ -105,11 +105,13 @@ def _lse_rows(x2d, temperature, want_softmax):
     R, n = x2d.shape
     row_sum = xp.empty((R, 1), dtype=x2d.dtype)
     p = xp.empty_like(x2d) if want_softmax else None
-    _exp_pass(x2d, temperature, row_sum, p)
     row_shift = xp.zeros((R, 1), dtype=x2d.dtype)
     limit = _NO_SHIFT.get(x2d.dtype)
-    redo = xp.ones(R, dtype=bool) if limit is None else \
-        ~((row_sum >= np.exp(-limit)) & (row_sum <= np.exp(limit)))[:, 0]       # True for NaN
+    if limit is None:                                             # float16: every row the plain way
+        redo = xp.ones(R, dtype=bool)
+    else:
+        _exp_pass(x2d, temperature, row_sum, p)
+        redo = ~((row_sum >= np.exp(-limit)) & (row_sum <= np.exp(limit)))[:, 0]   # True for NaN
     if bool(redo.any()):
         idx = xp.flatnonzero(redo)
         x_r = xp.ascontiguousarray(x2d[idx])
