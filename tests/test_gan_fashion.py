@@ -191,3 +191,37 @@ def test_welch_t_and_the_comparison_table():
     assert summary[1]["welch_fid"] is None and summary[4]["welch_fid"] == pytest.approx((-t, df))
     table = format_table(summary)
     assert "| plain N=1 | 4 | 2.50 +- 1.29 |" in table and "| CR N=4 | 3 | 4.00 +- 2.00 |" in table
+
+
+def test_the_comparison_resumes_from_its_runs_file(tmp_path, monkeypatch):
+    """Finished runs are appended to the runs file and read back, not trained again; a run with other
+    settings is trained; a damaged file is refused by name."""
+    from gan import fashion_compare
+    from gan.dcgan import DCGANConfig
+
+    trained = []
+
+    def fake_run(job):
+        cfg = job[0]
+        trained.append((cfg.n_stages, cfg.seed, cfg.steps))
+        return {"n_stages": cfg.n_stages, "seed": cfg.seed, "fid": 100.0 + 10 * cfg.n_stages + cfg.seed,
+                "class_min_fraction": 0.05, "train_seconds": 1.0}
+
+    monkeypatch.setattr(fashion_compare, "_run", fake_run)
+    runs = tmp_path / "runs.jsonl"
+    base = DCGANConfig(steps=7)
+
+    def compare(cfg):
+        return fashion_compare.run_fashion_compare(cfg, [1, 4], 2, "ev.npz", 100, runs_file=str(runs))
+    first = compare(base)
+    assert sorted(trained) == [(1, 0, 7), (1, 1, 7), (4, 0, 7), (4, 1, 7)]
+    assert len(runs.read_text().splitlines()) == 4
+    trained.clear()
+    again = compare(base)
+    assert trained == [] and again == first                       # all four read back
+    compare(DCGANConfig(steps=8))                                  # other settings: trained anew
+    assert sorted(trained) == [(1, 0, 8), (1, 1, 8), (4, 0, 8), (4, 1, 8)]
+    with open(runs, "a", encoding="utf-8") as f:
+        f.write("not json\n")
+    with pytest.raises(ValueError, match="runs.jsonl: line 9 is not a run record"):
+        compare(base)
