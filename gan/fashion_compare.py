@@ -35,9 +35,11 @@ def _run(job):
                        png=png)
 
 
-def _run_key(cfg, n_eval, n_train):
-    """What a run's numbers depend on, as one JSON string (the key of the runs file)."""
-    return json.dumps({"config": asdict(cfg), "n_eval": n_eval, "n_train": n_train}, sort_keys=True)
+def _run_key(cfg, n_eval, n_train, ev_path):
+    """What a run's numbers depend on, as one JSON string (the key of the runs file); the evaluator by
+    its file name, which holds its settings."""
+    return json.dumps({"config": asdict(cfg), "n_eval": n_eval, "n_train": n_train,
+                       "evaluator": os.path.basename(ev_path)}, sort_keys=True)
 
 
 def _load_runs(path):
@@ -69,7 +71,7 @@ def run_fashion_compare(base, stages, seeds, ev_path, n_eval, data_dir=None, n_t
     results = {n: [] for n in stages}
     log = progress or (lambda msg: None)
     done = _load_runs(runs_file)
-    keys = [_run_key(job[0], n_eval, n_train) for job in plan]
+    keys = [_run_key(job[0], n_eval, n_train, ev_path) for job in plan]
 
     def record(i, res, fresh=True):
         results[plan[i][0].n_stages].append(res)

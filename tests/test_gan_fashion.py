@@ -211,8 +211,8 @@ def test_the_comparison_resumes_from_its_runs_file(tmp_path, monkeypatch):
     runs = tmp_path / "runs.jsonl"
     base = DCGANConfig(steps=7)
 
-    def compare(cfg):
-        return fashion_compare.run_fashion_compare(cfg, [1, 4], 2, "ev.npz", 100, runs_file=str(runs))
+    def compare(cfg, ev_path="ev.npz"):
+        return fashion_compare.run_fashion_compare(cfg, [1, 4], 2, ev_path, 100, runs_file=str(runs))
     first = compare(base)
     assert sorted(trained) == [(1, 0, 7), (1, 1, 7), (4, 0, 7), (4, 1, 7)]
     assert len(runs.read_text().splitlines()) == 4
@@ -221,7 +221,10 @@ def test_the_comparison_resumes_from_its_runs_file(tmp_path, monkeypatch):
     assert trained == [] and again == first                       # all four read back
     compare(DCGANConfig(steps=8))                                  # other settings: trained anew
     assert sorted(trained) == [(1, 0, 8), (1, 1, 8), (4, 0, 8), (4, 1, 8)]
+    trained.clear()
+    compare(base, "other-evaluator.npz")                           # another evaluator: scored anew
+    assert len(trained) == 4
     with open(runs, "a", encoding="utf-8") as f:
         f.write("not json\n")
-    with pytest.raises(ValueError, match="runs.jsonl: line 9 is not a run record"):
+    with pytest.raises(ValueError, match="runs.jsonl: line 13 is not a run record"):
         compare(base)
