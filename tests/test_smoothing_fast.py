@@ -71,11 +71,11 @@ def test_along_the_last_axis(dtype, shape, t):
                f"{name} {np.dtype(dtype).name} {shape} T={t}", x, t)
     _agree(fast.logsumexp(x, keepdims=True, temperature=t),
            core.logsumexp(x, keepdims=True, temperature=t), "logsumexp keepdims", x, t)
-    # row sums beyond exp(64) / exp(512): the tuned code redoes the rows as the plain one does, same bits
-    big = x * 100 + 1000
-    for name, plain, tuned in PAIRS:
-        _same_bits(tuned(big, axis=-1, temperature=t), plain(big, axis=-1, temperature=t),
-                   f"{name} {np.dtype(dtype).name} {shape} T={t}, large maxes")
+    # row sums beyond exp(+-64) / exp(+-512): the tuned code redoes the rows as the plain one does, same bits
+    for shifted, what in ((x * 100 + 1000, "large maxes"), (x * 0.01 - 1000, "very negative rows")):
+        for name, plain, tuned in PAIRS:
+            _same_bits(tuned(shifted, axis=-1, temperature=t), plain(shifted, axis=-1, temperature=t),
+                       f"{name} {np.dtype(dtype).name} {shape} T={t}, {what}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
