@@ -21,8 +21,8 @@ weights, small beside the activations). The cost to the reader: the layouts and 
 hide the one-line formulas of conv.py, which is where to learn them. tests/test_gan_conv_fast.py checks
 this file against conv.py (float64 to 1e-12, float32 to 2e-5) over strides, paddings, kernels, output
 paddings and odd sizes. Measured with `python -m bench conv2d` (this file; `--plain` for conv.py) on a
-shared 2-core machine: 1.03-1.30 times PyTorch's time under a load average of 5 to 8, where conv.py took
-2.1-2.6 times (bench/RESULTS.md).
+2-core machine: 1.13 times PyTorch's time when quiet (conv.py: 1.64), 1.03-1.30 under a load average of
+5 to 8 (conv.py: 2.1-2.6); bench/RESULTS.md.
 """
 
 from smoothing import get_xp
