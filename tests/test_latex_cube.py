@@ -16,7 +16,8 @@ from latex_cube.parse import parse_drawing
 from latex_cube.search import enumerate_all, magic_cubes
 
 POST_TEX = Path(lc.__file__).with_name("post_6534.txt")
-SEED_EXCERPTS = Path("/work/shared/seed/blog_excerpts.txt")
+# the blog excerpts the project was started from live beside the repository, not in it
+SEED_EXCERPTS = Path(__file__).resolve().parents[2] / "shared" / "seed" / "blog_excerpts.txt"
 # the post's numbers as read by hand from its page (reference notes, section 4)
 POST_CUBE = [[[4, 25, 11], [14, 22, 7], [24, 1, 18]],
              [[13, 27, 5], [8, 12, 22], [15, 3, 21]],

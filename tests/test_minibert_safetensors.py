@@ -84,12 +84,19 @@ def test_truncation_at_every_position(tmp_path):
 
 @settings(max_examples=200)
 @given(st.binary(max_size=300))
-def test_random_bytes_raise_value_error(tmp_path_factory, blob):
+def test_random_bytes_are_refused_or_are_a_valid_file(tmp_path_factory, blob):
+    """Random bytes raise ValueError (no other exception), unless they happen to be a valid file: then
+    they hold a header length n, a JSON object in the next n bytes, and the tensors it lists."""
     tmp = tmp_path_factory.mktemp("fuzz")
     try:
-        _read_bytes(tmp, blob)
+        tensors, meta = _read_bytes(tmp, blob)
     except ValueError:
-        pass
+        return
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    assert isinstance(header, dict) and 8 + n <= len(blob)
+    assert set(tensors) == set(header) - {"__metadata__"}
+    assert meta == header.get("__metadata__", {})
 
 
 @settings(max_examples=200)
