@@ -12,8 +12,8 @@ Each update (Du & Mordatch 2019, official code's settings where the budget allow
 Where this departs from IGEBM, for a budget of about a thousand updates on a CPU: K = 20 steps (IGEBM 60),
 lr 2e-3 (3e-4), alpha = 0.1 (1). The regulariser holds |E| to about 1 / (2 alpha); a chain moves a pixel
 by 10 clip(dE/dx), so an energy confined to a narrow range moves its chains slowly. In 200-update
---quick runs (seed 0, 1,000 buffer samples) alpha = 1 at lr 1e-3 gave a buffer FID of 248.5, alpha = 0.1
-190.7, and alpha = 0.1 at lr 3e-3 169.2.
+runs (the quick budget of the time; seed 0, 1,000 buffer samples) alpha = 1 at lr 1e-3 gave a buffer
+FID of 248.5, alpha = 0.1 190.7, and alpha = 0.1 at lr 3e-3 169.2.
 The budget is a number of updates. Afterwards the buffer's samples and fresh chains started from noise
 are scored by gan's evaluator (FID on our classifier's features, class shares); images live in [0, 1]
 here and are mapped to the evaluator's [-1, 1] by 2 x - 1.
