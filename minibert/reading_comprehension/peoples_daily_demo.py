@@ -259,7 +259,7 @@ def run(args):
     png = plot_learning_curve(curve, {"most frequent entity of the type": base["frequency"],
                                       "random entity of the type": base["random"]},
                               os.path.join(work, "learning_curve.png"),
-                              f"People's Daily cloze, seed {seed}: the curve on {len(curve_q)} held-out "
+                              f"People's Daily cloze, seed {seed}: the curve on {len(curve_q)} held-out\n"
                               f"questions, the baselines on all {len(test_q)}")
     s, z = results["pretrained"][0], results["from scratch"][0]
     print(f"held-out cloze questions ({len(test_q)}): pretrained score {s['score']:.3f} (accuracy "
