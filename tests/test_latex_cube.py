@@ -16,7 +16,7 @@ from latex_cube.parse import parse_drawing
 from latex_cube.search import enumerate_all, magic_cubes
 
 POST_TEX = Path(lc.__file__).with_name("post_6534.txt")
-# the blog excerpts the project was started from live beside the repository, not in it
+# the posts' text (the blog excerpts) is kept beside the repository, not in it
 SEED_EXCERPTS = Path(__file__).resolve().parents[2] / "shared" / "seed" / "blog_excerpts.txt"
 # the post's numbers as read by hand from its page (reference notes, section 4)
 POST_CUBE = [[[4, 25, 11], [14, 22, 7], [24, 1, 18]],
