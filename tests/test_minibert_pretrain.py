@@ -9,7 +9,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from minibert import pretrain
 from minibert.safetensors import read_safetensors

@@ -7,7 +7,6 @@
 - masked binary cross-entropy of p = sigmoid(z) ** n, computed from the logits z without ever forming
   log(p) of a rounded p.
 """
-import numpy as np
 
 from smoothing import get_xp
 
