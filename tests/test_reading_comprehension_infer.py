@@ -235,5 +235,5 @@ def test_quick_demo_runs(tmp_path):
                           "3", "--out", str(tmp_path / "cur")], capture_output=True, text=True, timeout=60, env=env)
     assert cur.returncode == 0, cur.stderr[-2000:]
     assert "stage 1 of 2: 2 updates at lr 0.003" in cur.stderr
-    assert f"stage 2 of 2: 3 updates at lr 0.001 on {20 + len(easy)} training and curriculum" in cur.stderr
+    assert f"stage 2 of 2: 3 updates at lr 0.002 on {20 + len(easy)} training and curriculum" in cur.stderr
     assert json.loads(cur.stdout.strip().splitlines()[-1])["steps"] == 5

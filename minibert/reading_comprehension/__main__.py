@@ -54,7 +54,7 @@ def _train_args(p):
                    help="opt-in wall-clock cap on training (default: none; the budget is --steps updates); "
                         "a run it cuts short reports \"completed\": false")
     p.add_argument("--batch-size", type=in_range(1), default=32)
-    p.add_argument("--lr", type=in_range(0.0, float), default=1e-3, help="peak learning rate on the training questions")
+    p.add_argument("--lr", type=in_range(0.0, float), default=2e-3, help="peak learning rate on the training questions")
     p.add_argument("--curriculum-lr", type=in_range(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
     p.add_argument("--layers", type=in_range(1), default=3)
     p.add_argument("--hidden", type=in_range(1), default=64)
