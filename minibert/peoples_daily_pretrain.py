@@ -98,6 +98,10 @@ def held_out_rows(tok, held_docs, maxlen, n_rows):
     return token_ids[pick], word_ids[pick]
 
 
+def _curve_title(train_documents):
+    return f"whole-word MLM on People's Daily, {train_documents} training documents"
+
+
 def plot_curve(history, path, title):
     """Held-out MLM accuracy against updates to path; None (nothing drawn) without matplotlib."""
     try:
@@ -132,10 +136,13 @@ def pretrained_model(documents, setting, root, log=None):
     if os.path.isdir(model_dir):
         config, params = load_pretrained(model_dir)
         record = _read_json(os.path.join(model_dir, "pretraining.json"), {})
+        history = [tuple(h) for h in record.get("history", [])]
         print(f"pretrained model reused: {model_dir}", file=log, flush=True)
+        if not os.path.isfile(png) and history:           # saved by a run without matplotlib: draw it now
+            png = plot_curve(history, png, _curve_title(record.get("train_documents", "?")))
         return {"config": config, "params": params, "tokenizer": Tokenizer(os.path.join(model_dir, "vocab.txt")),
-                "history": [tuple(h) for h in record.get("history", [])], "reused": True, "folder": folder,
-                "png": png if os.path.isfile(png) else None}
+                "history": history, "reused": True, "folder": folder,
+                "png": png if png and os.path.isfile(png) else None}
     os.makedirs(folder, exist_ok=True)
     args = loop_arguments(setting, os.path.join(folder, "run"))
     check_args(args)
@@ -166,6 +173,6 @@ def pretrained_model(documents, setting, root, log=None):
     save_pretrained(model_dir, out["config"], out["weights"], extra_files={
         "vocab.txt": lambda p: save_vocab(tok.id_to_token, p),
         "pretraining.json": lambda p: _write_json(p, record)})
-    drawn = plot_curve(history, png, f"whole-word MLM on People's Daily, {len(train_docs)} training documents")
+    drawn = plot_curve(history, png, _curve_title(len(train_docs)))
     return {"config": out["config"], "params": out["weights"], "tokenizer": tok, "history": history,
             "reused": False, "folder": folder, "png": drawn}

@@ -68,6 +68,19 @@ def test_pretraining_is_cached_and_a_resumed_run_ends_as_an_uninterrupted_one(tm
     assert [h[0] for h in resumed["history"]] == [0, 2, 4, 6]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs matplotlib (.[plot])")
+def test_a_reused_model_saved_without_its_curve_picture_gets_it_drawn(tmp_path, monkeypatch):
+    docs, setting = _documents(), pretraining.settings(**TINY)
+    monkeypatch.setattr(pretraining, "plot_curve", lambda history, path, title: None)   # as without matplotlib
+    first = pretraining.pretrained_model(docs, setting, str(tmp_path))
+    assert first["png"] is None
+    monkeypatch.undo()
+    again = pretraining.pretrained_model(docs, setting, str(tmp_path))
+    assert again["reused"] and again["png"] == os.path.join(first["folder"], "mlm_accuracy.png")
+    with open(again["png"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_settings_and_the_cache_key():
     with pytest.raises(ValueError, match="unknown pretraining settings"):
         pretraining.settings(stepz=3)

@@ -6,10 +6,11 @@
    Hugging Face folder under --pd-cache and reused by every later run with the same --pd-pretrain-* flags.
 2. Questions (cloze.py): cloze questions of the training documents to train on, of the held-out
    documents to score; the questions depend on --seed.
-3. Fine-tuning (train.py's examples, UniLM loss and AdamW), twice with the same seed, updates and batches:
-   from the pretrained weights, and from a random initialisation of the same architecture and
-   vocabulary. Every --pd-curve-every updates both answer the same --pd-curve-questions held-out
-   questions, for the learning curve; at the end both answer all of them (infer.answer: the vote and the
+3. Fine-tuning (train.py's examples, UniLM loss and AdamW; by default on a random passage holding the
+   answer, see --pd-train-passages), twice with the same seed, updates and batches: from the pretrained
+   weights, and from a random initialisation of the same architecture and vocabulary. Every
+   --pd-curve-every updates both answer the same --pd-curve-questions held-out questions, for the
+   learning curve; at the end both answer all of them (infer.answer: the vote and the
    extractive decoding), scored by metric.score_predictions beside the frequency and random baselines.
 
 Budgets are updates; the numbers depend on the flags and seeds only. run(args) prints progress on stderr
@@ -64,16 +65,17 @@ def add_arguments(parser):
     g.add_argument("--pd-hidden", type=in_range(1), default=pretraining.DEFAULTS["hidden"])
     g.add_argument("--pd-heads", type=in_range(1), default=pretraining.DEFAULTS["heads"])
     g.add_argument("--pd-intermediate", type=in_range(1), default=pretraining.DEFAULTS["intermediate"])
-    g.add_argument("--pd-finetune-steps", type=in_range(1), default=200,
+    g.add_argument("--pd-finetune-steps", type=in_range(1), default=400,
                    help="fine-tuning updates, the same for the pretrained and the from-scratch model")
     g.add_argument("--pd-batch-size", type=in_range(1), default=32, help="fine-tuning questions per update")
     g.add_argument("--pd-lr", type=in_range(0.0, float), default=1e-3, help="peak fine-tuning learning rate")
     g.add_argument("--pd-curve-every", type=in_range(1), default=50, help="a learning-curve point every N updates")
     g.add_argument("--pd-curve-questions", type=in_range(1), default=80,
                    help="held-out questions answered at each learning-curve point")
-    g.add_argument("--pd-train-passages", choices=["all", "answering"], default="all",
-                   help="fine-tune on a random passage of each question (all, as bert4keras) or on a random "
-                        "one of those holding the answer")
+    g.add_argument("--pd-train-passages", choices=["all", "answering"], default="answering",
+                   help="fine-tune on a random one of the passages holding the answer (default), or on a random "
+                        "passage of each question (all, as bert4keras; within a few hundred updates both models "
+                        "then learn to say \"no answer\" to everything)")
     g.add_argument("--pd-test-questions", type=in_range(1), default=None,
                    help="score only this many held-out questions (default: all)")
     g.add_argument("--pd-documents", type=in_range(2), default=None,
