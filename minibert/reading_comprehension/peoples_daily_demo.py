@@ -68,7 +68,7 @@ def add_arguments(parser):
     g.add_argument("--pd-finetune-steps", type=in_range(1), default=400,
                    help="fine-tuning updates, the same for the pretrained and the from-scratch model")
     g.add_argument("--pd-batch-size", type=in_range(1), default=32, help="fine-tuning questions per update")
-    g.add_argument("--pd-lr", type=in_range(0.0, float), default=1e-3, help="peak fine-tuning learning rate")
+    g.add_argument("--pd-lr", type=in_range(0.0, float), default=2e-3, help="peak fine-tuning learning rate")
     g.add_argument("--pd-curve-every", type=in_range(1), default=50, help="a learning-curve point every N updates")
     g.add_argument("--pd-curve-questions", type=in_range(1), default=80,
                    help="held-out questions answered at each learning-curve point")
