@@ -22,7 +22,8 @@ hide the one-line formulas of conv.py, which is where to learn them. tests/test_
 this file against conv.py (float64 to 1e-12, float32 to 2e-5) over strides, paddings, kernels, output
 paddings and odd sizes. Measured with `python -m bench conv2d` (this file; `--plain` for conv.py) on a
 2-core machine: 1.13 times PyTorch's time when quiet (conv.py: 1.64), 1.03-1.30 under a load average of
-5 to 8 (conv.py: 2.1-2.6); bench/RESULTS.md.
+5 to 8 (conv.py: 2.1-2.6), 1.3-2.0 on an idle AVX-512 machine, where PyTorch's convolutions ran
+faster and our copies did not scale with the second thread; bench/RESULTS.md.
 """
 
 from smoothing import get_xp
