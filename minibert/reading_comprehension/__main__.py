@@ -48,7 +48,7 @@ def _model_args(p):
 
 
 def _train_args(p):
-    p.add_argument("--steps", type=in_range(1), default=8000,
+    p.add_argument("--steps", type=in_range(1), default=9500,
                    help="updates on the training questions (with any curriculum questions mixed in)")
     p.add_argument("--minutes", type=in_range(0.0, float), default=None,
                    help="opt-in wall-clock cap on training (default: none; the budget is --steps updates); "
@@ -58,7 +58,7 @@ def _train_args(p):
     p.add_argument("--curriculum-lr", type=in_range(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
     p.add_argument("--layers", type=in_range(1), default=3)
     p.add_argument("--hidden", type=in_range(1), default=64)
-    p.add_argument("--heads", type=in_range(1), default=4)
+    p.add_argument("--heads", type=in_range(1), default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 
@@ -80,7 +80,7 @@ def build_parser():
     ap.add_argument("--test-questions", type=in_range(1), default=300)
     ap.add_argument("--easy-questions", type=in_range(0), default=20000,
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
-    ap.add_argument("--easy-steps", type=in_range(0), default=3000, help="updates on them (0: no such stage)")
+    ap.add_argument("--easy-steps", type=in_range(0), default=1500, help="updates on them (0: no such stage)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
