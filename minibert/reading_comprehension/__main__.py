@@ -58,7 +58,7 @@ def _train_args(p):
     p.add_argument("--curriculum-lr", type=in_range(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
     p.add_argument("--layers", type=in_range(1), default=3)
     p.add_argument("--hidden", type=in_range(1), default=64)
-    p.add_argument("--heads", type=in_range(1), default=2)
+    p.add_argument("--heads", type=in_range(1), default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 
@@ -81,6 +81,9 @@ def build_parser():
     ap.add_argument("--easy-questions", type=in_range(0), default=20000,
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
     ap.add_argument("--easy-steps", type=in_range(0), default=1500, help="updates on them (0: no such stage)")
+    ap.add_argument("--easy-kind", choices=["easy", "easy-disjoint"], default="easy",
+                    help="their rival: any other person of the question, or one whose name shares no "
+                         "character with the asked one (the default until 2026-12-03; data.py)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
@@ -243,7 +246,7 @@ def run_demo(args):
     t_start = time.perf_counter()
     work = args.workdir or tempfile.mkdtemp(prefix="rc_demo_")
     os.makedirs(work, exist_ok=True)
-    easy = [("easy", args.easy_questions)] if args.easy_questions > 0 and args.easy_steps > 0 else []
+    easy = [(args.easy_kind, args.easy_questions)] if args.easy_questions > 0 and args.easy_steps > 0 else []
     train, test, stages = synthetic_corpus(args.train_questions, args.test_questions, seed=args.seed,
                                            curriculum=easy)
     for name, recs in [("train", train), ("test", test)] + stages:

@@ -179,11 +179,13 @@ def _passage(rng, people, rel, facts, n_sentences=SENTENCES, n_asked=ASKED_SENTE
     return "".join(sents[i] for i in rng.permutation(len(sents)))
 
 
-def _easy_passage(rng, name, rel, facts, people):
-    """Two shuffled sentences: the asked fact and the asked relation of one other person, whose name
-    shares no character with the asked one where the question's people allow it. Always answering."""
+def _easy_passage(rng, name, rel, facts, people, disjoint):
+    """Two shuffled sentences: the asked fact and the asked relation of one other person of the
+    question, drawn at random; with disjoint, drawn among those whose name shares no character with
+    the asked one where the question's people allow it. Always answering."""
     rivals = [p for p in people if p != name]
-    rivals = [p for p in rivals if not set(p) & set(name)] or rivals
+    if disjoint:
+        rivals = [p for p in rivals if not set(p) & set(name)] or rivals
     sents = [_sentence(name, rel, facts[name][rel])]
     if rivals:
         rival = rivals[int(rng.integers(len(rivals)))]
@@ -206,8 +208,8 @@ def _question(rng, k, people, pool, prefix, kind):
     value = facts[name][rel]
     passages = []
     for _ in range(int(rng.integers(2, 5))):
-        if kind == "easy":
-            text = _easy_passage(rng, name, rel, facts, group)
+        if kind in ("easy", "easy-disjoint"):
+            text = _easy_passage(rng, name, rel, facts, group, disjoint=kind == "easy-disjoint")
         else:
             text = _passage(rng, list(rng.permutation(group)), rel, facts)
         says = _sentence(name, rel, value) in text
@@ -217,7 +219,7 @@ def _question(rng, k, people, pool, prefix, kind):
     return {"id": f"{prefix}{k}", "question": question, "passages": passages}
 
 
-PASSAGE_KINDS = ("full", "easy")
+PASSAGE_KINDS = ("full", "easy", "easy-disjoint")
 
 
 def synthetic_records(n, rng, people, prefix, kind="full"):
@@ -230,7 +232,11 @@ def synthetic_records(n, rng, people, prefix, kind="full"):
     passages have the same sentences, names, relations and positions; only the asked name tells them
     apart, and no value of the asked kind is more frequent for the asked person than for a rival.
     kind 'easy' (the first stage of the demo's curriculum): two sentences, the asked fact and one
-    rival's, always answering: all there is to learn is which person a value belongs to.
+    rival's, always answering: all there is to learn is which person a value belongs to. The rival is
+    any other of the question's people, so about one passage in five has two names sharing a character.
+    kind 'easy-disjoint' (the demo's easy stage until 2026-12-03): the same, but the rival's name shares
+    no character with the asked one where the question's people allow it, so one character of the name
+    is enough to pick the sentence.
     """
     if kind not in PASSAGE_KINDS:
         raise ValueError(f"kind: expected one of {list(PASSAGE_KINDS)}, got {kind!r}")
