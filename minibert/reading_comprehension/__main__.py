@@ -82,8 +82,9 @@ def build_parser():
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
     ap.add_argument("--easy-steps", type=in_range(0), default=1500, help="updates on them (0: no such stage)")
     ap.add_argument("--easy-kind", choices=["easy", "easy-disjoint"], default="easy",
-                    help="their rival: any other person of the question, or one whose name shares no "
-                         "character with the asked one (the default until 2026-12-03; data.py)")
+                    help="their rival: any other person of the question, or (easy-disjoint, the default "
+                         "before the second revision of 2026-12-03) one whose name shares no character "
+                         "with the asked one (data.py)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)

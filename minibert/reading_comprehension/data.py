@@ -234,7 +234,7 @@ def synthetic_records(n, rng, people, prefix, kind="full"):
     kind 'easy' (the first stage of the demo's curriculum): two sentences, the asked fact and one
     rival's, always answering: all there is to learn is which person a value belongs to. The rival is
     any other of the question's people, so about one passage in five has two names sharing a character.
-    kind 'easy-disjoint' (the demo's easy stage until 2026-12-03): the same, but the rival's name shares
+    kind 'easy-disjoint' (the demo's easy stage before its second revision of 2026-12-03): the same, but the rival's name shares
     no character with the asked one where the question's people allow it, so one character of the name
     is enough to pick the sentence.
     """
