@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 
 from . import peoples_daily_demo  # noqa: E402
 from .baseline import baseline_score  # noqa: E402
-from .data import accepted_answers, corpus_characters, load_records, save_records, synthetic_corpus  # noqa: E402
+from .data import (EASY_KINDS, accepted_answers, corpus_characters, load_records, save_records,  # noqa: E402
+                   synthetic_corpus)
 from .infer import answer, encode_question  # noqa: E402
 from .metric import exact_match, read_predictions, score_predictions, write_predictions  # noqa: E402
 from .train import small_config, train_model, vocab_tokens  # noqa: E402
@@ -81,7 +82,7 @@ def build_parser():
     ap.add_argument("--easy-questions", type=in_range(0), default=20000,
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
     ap.add_argument("--easy-steps", type=in_range(0), default=1500, help="updates on them (0: no such stage)")
-    ap.add_argument("--easy-kind", choices=["easy", "easy-disjoint"], default="easy",
+    ap.add_argument("--easy-kind", choices=EASY_KINDS, default="easy",
                     help="their rival: any other person of the question, or (easy-disjoint, the default "
                          "before the second revision of 2026-12-03) one whose name shares no character "
                          "with the asked one (data.py)")

@@ -208,7 +208,7 @@ def _question(rng, k, people, pool, prefix, kind):
     value = facts[name][rel]
     passages = []
     for _ in range(int(rng.integers(2, 5))):
-        if kind in ("easy", "easy-disjoint"):
+        if kind in EASY_KINDS:
             text = _easy_passage(rng, name, rel, facts, group, disjoint=kind == "easy-disjoint")
         else:
             text = _passage(rng, list(rng.permutation(group)), rel, facts)
@@ -219,7 +219,8 @@ def _question(rng, k, people, pool, prefix, kind):
     return {"id": f"{prefix}{k}", "question": question, "passages": passages}
 
 
-PASSAGE_KINDS = ("full", "easy", "easy-disjoint")
+EASY_KINDS = ("easy", "easy-disjoint")
+PASSAGE_KINDS = ("full",) + EASY_KINDS
 
 
 def synthetic_records(n, rng, people, prefix, kind="full"):
@@ -234,9 +235,9 @@ def synthetic_records(n, rng, people, prefix, kind="full"):
     kind 'easy' (the first stage of the demo's curriculum): two sentences, the asked fact and one
     rival's, always answering: all there is to learn is which person a value belongs to. The rival is
     any other of the question's people, so about one passage in five has two names sharing a character.
-    kind 'easy-disjoint' (the demo's easy stage before its second revision of 2026-12-03): the same, but the rival's name shares
-    no character with the asked one where the question's people allow it, so one character of the name
-    is enough to pick the sentence.
+    kind 'easy-disjoint' (the demo's easy stage before its second revision of 2026-12-03): the same,
+    but the rival's name shares no character with the asked one where the question's people allow it,
+    so one character of the name is enough to pick the sentence.
     """
     if kind not in PASSAGE_KINDS:
         raise ValueError(f"kind: expected one of {list(PASSAGE_KINDS)}, got {kind!r}")
