@@ -21,21 +21,16 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from ..checkpoint import load_pretrained, save_pretrained  # noqa: E402
 from ..cli import Parser, in_range  # noqa: E402
-from ..fast import OPS as FAST  # noqa: E402
 from ..kv_cache import FullRecompute, UniLMCache  # noqa: E402
-from ..tokenizer import Tokenizer  # noqa: E402
-from ..vocab import save_vocab  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import peoples_daily_demo  # noqa: E402
 from .baseline import baseline_score  # noqa: E402
-from .data import (EASY_KINDS, accepted_answers, corpus_characters, load_records, save_records,  # noqa: E402
-                   synthetic_corpus)
+from .data import EASY_KINDS, accepted_answers, load_records, save_records, synthetic_corpus  # noqa: E402
 from .infer import answer, encode_question  # noqa: E402
+from .members import fit, load_model, member_dir, save_model, train_members  # noqa: E402, F401
 from .metric import exact_match, read_predictions, score_predictions, write_predictions  # noqa: E402
-from .train import small_config, train_model, vocab_tokens  # noqa: E402
 
 
 def _log(msg):
@@ -86,6 +81,9 @@ def build_parser():
                     help="their rival: any other person of the question, or (easy-disjoint, the default "
                          "before the second revision of 2026-12-03) one whose name shares no character "
                          "with the asked one (data.py)")
+    ap.add_argument("--members", type=in_range(1), default=2,
+                    help="models trained side by side on the corpus (one process each, from seeds --seed + "
+                         "1000 m) whose answers are voted together (members.py)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
@@ -97,58 +95,17 @@ def build_parser():
                    help="data files to train on first, in this order, each for its number of updates")
     _model_args(t), _train_args(t)
     pr = sub.add_parser("predict", help="answer the questions of a data file: id<TAB>answer lines")
-    pr.add_argument("--model", required=True), pr.add_argument("--data", required=True)
+    pr.add_argument("--model", required=True, nargs="+", help="a model folder, or several that vote together")
+    pr.add_argument("--data", required=True)
     pr.add_argument("--out", required=True)
     _model_args(pr), _decode_args(pr)
     ab = sub.add_parser("ablations", help="the decoding ablation table of a saved model on a data file")
-    ab.add_argument("--model", required=True), ab.add_argument("--data", required=True)
+    ab.add_argument("--model", required=True, nargs="+", help="a model folder, or several that vote together")
+    ab.add_argument("--data", required=True)
     _model_args(ab), _decode_args(ab)
     ev = sub.add_parser("evaluate", help="score a predictions file against a data file")
     ev.add_argument("--data", required=True), ev.add_argument("--predictions", required=True)
     return ap
-
-
-def fit(args, records, curriculum=(), extra_chars=""):
-    """(tokenizer, config, params, history, completed) trained on records, from scratch or from --init.
-
-    curriculum: (name, records, steps) stages trained on first, in order, at --curriculum-lr; then
-    --steps updates at --lr on records with every curriculum stage's records mixed in, so that what the
-    easier stages taught is still asked for. Each stage has its own warm-up and linear decay. The budget
-    is the updates; an opt-in --minutes cap shared by all stages may cut it short (completed False).
-    On the synthetic corpus the easy stage is what teaches the model to tie a value to the person of its
-    sentence (see the README): from scratch, the full passages alone do not, within
-    the demo's budget.
-    """
-    if args.init:
-        tok = Tokenizer.from_pretrained(args.init, simplified=True)
-        config, params = load_pretrained(args.init, keep_tokens=tok.keep_tokens)
-    else:
-        seen = list(records) + [r for _, recs, _ in curriculum for r in recs]
-        tok = Tokenizer(vocab_tokens(corpus_characters(seen) | set(extra_chars)))
-        config = small_config(len(tok.id_to_token), layers=args.layers, hidden=args.hidden, heads=args.heads,
-                              intermediate=2 * args.hidden,
-                              max_positions=args.max_p_len + args.max_q_len + args.max_a_len + 8)
-        params = None
-    deadline = None if args.minutes is None else time.perf_counter() + 60 * args.minutes
-    stages = [(recs, steps, name, args.curriculum_lr) for name, recs, steps in curriculum if recs and steps > 0]
-    mixed = list(records) + [r for recs, *_ in stages for r in recs]
-    stages.append((mixed, args.steps, "training and curriculum" if len(mixed) > len(records) else "training",
-                   args.lr))
-    history, completed = [], True                         # (update counted over all stages, loss, acc)
-    for n, (recs, steps, what, lr) in enumerate(stages):
-        _log(f"stage {n + 1} of {len(stages)}: {steps} updates at lr {lr:g} on {len(recs)} {what} questions")
-        done = history[-1][0] if history else 0
-        params, h = train_model(recs, tok, config, params, steps, args.batch_size, lr,
-                                warmup=min(200, steps // 10), seed=args.seed + n, max_p_len=args.max_p_len,
-                                max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline,
-                                later_steps=sum(st[1] for st in stages[n + 1:]), ops=FAST)
-        history += [(done + step, loss, acc) for step, loss, acc in h]
-        if h and h[-1][0] < steps:
-            completed = False
-            _log(f"training cut short by the --minutes {args.minutes:g} cap: {done + h[-1][0]} of "
-                 f"{sum(st[1] for st in stages)} planned updates done, later stages skipped")
-            break
-    return tok, config, params, history, completed
 
 
 def _stage(arg):
@@ -159,21 +116,16 @@ def _stage(arg):
     return path, load_records(path), int(steps)
 
 
-def save_model(path, tok, config, params):
-    """config.json, model.safetensors and vocab.txt, written together (checkpoint.save_folder): the folder
-    appears all at once with its manifest, so a crash never leaves weights beside another vocabulary."""
-    save_pretrained(path, config, params, extra_files={"vocab.txt": lambda p: save_vocab(tok.id_to_token, p)})
-
-
-def load_model(path):
-    """(tokenizer, config, params) of a model folder; ValueError when its vocabulary is not the one its
-    embedding was trained with (a different number of tokens), or its files fail the manifest."""
-    config, params = load_pretrained(path)
-    tok = Tokenizer.from_pretrained(path)
-    if len(tok.id_to_token) != config.vocab_size:
-        raise ValueError(f"{os.path.join(path, 'vocab.txt')}: {len(tok.id_to_token)} tokens, but the weights "
-                         f"have {config.vocab_size} rows: the vocabulary and the weights do not belong together")
-    return tok, config, params
+def load_models(paths):
+    """(tokenizer, config, params) of one model folder, or of several (params then a list: they vote
+    together); ValueError when their vocabularies or configurations differ."""
+    models = [load_model(p) for p in paths]
+    tok, config = models[0][0], models[0][1]
+    for path, (t, c, _) in zip(paths[1:], models[1:]):
+        if t.id_to_token != tok.id_to_token or c != config:
+            raise ValueError(f"--model {path}: its vocabulary or configuration differs from {paths[0]}'s; "
+                             "models that vote together must share both")
+    return tok, config, models[0][2] if len(models) == 1 else [p for _, _, p in models]
 
 
 def predict(args, tok, config, params, records, decoder=None):
@@ -255,13 +207,16 @@ def run_demo(args):
         save_records(recs, os.path.join(work, name + ".json"))
     _log(f"corpus in {work}: {len(train)} training, {len(test)} held-out"
          + "".join(f", {len(recs)} {kind}" for kind, recs in stages) + " questions")
-    curriculum = [(kind, recs, args.easy_steps) for kind, recs in stages]
-    tok, config, params, history, completed = fit(args, train, curriculum, extra_chars=corpus_characters(test))
-    save_model(os.path.join(work, "model"), tok, config, params)   # kept even if a later step fails
+    _log(f"training {args.members} model(s) side by side, one process each")
+    runs = train_members(args, work, [kind for kind, _ in stages], args.members)
+    histories, completed = [h for h, _ in runs], all(c for _, c in runs)
+    tok, config, params = load_models([member_dir(work, m) for m in range(args.members)])
+    params = params if isinstance(params, list) else [params]
     train_seconds = time.perf_counter() - t_start
     preds, qps = predict(args, tok, config, params, test)
     write_predictions(preds, os.path.join(work, "predictions.tsv"))
     s = score_predictions(test, preds)
+    member_scores = [score_predictions(test, predict(args, tok, config, p, test)[0])["score"] for p in params]
     for r in example_questions(test, preds, args.seed):
         gold = accepted_answers(r)[0]
         ok = "right" if exact_match(preds[str(r["id"])], accepted_answers(r)) else "WRONG"
@@ -272,15 +227,20 @@ def run_demo(args):
           f"precision {na['no_answer_precision']}  recall {na['no_answer_recall']}  {qps:.1f} questions/s")
     base, reader = baseline_score(test)
     print(f"best name-blind reader ({reader}): score {base:.3f}")
+    if args.members > 1:
+        print("each model alone: score " + ", ".join(f"{x:.3f}" for x in member_scores))
     if args.ablations:
         run_ablations(args, tok, config, params, test)
     if not completed:
-        print(f"NOTE: training was cut short by --minutes {args.minutes:g} after {history[-1][0]} updates; "
-              "these figures are not those of the full budget")
+        done = min(h[-1][0] if h else 0 for h in histories)
+        print(f"NOTE: training was cut short by --minutes {args.minutes:g} after {done} updates; these figures "
+              "are not those of the full budget")
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
                "completed": completed, **_rounded(_figures(s)), "baseline_score": round(base, 4),
-               "questions_per_second": round(qps, 1), "train_steps": history[-1][0] if history else 0,
-               "train_loss_last": round(history[-1][1], 4) if history else None,
+               "members": args.members, "member_scores": [round(x, 4) for x in member_scores],
+               "questions_per_second": round(qps, 1),
+               "train_steps": [h[-1][0] if h else 0 for h in histories],
+               "train_loss_last": [round(h[-1][1], 4) if h else None for h in histories],
                "seconds_to_train": round(train_seconds, 1),
                "seconds_total": round(time.perf_counter() - t_start, 1), "workdir": work}
     print(json.dumps(summary, ensure_ascii=False))
@@ -310,11 +270,11 @@ def main(argv=None):
                               "steps": history[-1][0] if history else 0,
                               "train_loss_last": round(history[-1][1], 4) if history else None}))
         elif args.command == "ablations":
-            tok, config, params = load_model(args.model)
+            tok, config, params = load_models(args.model)
             rows = run_ablations(args, tok, config, params, load_records(args.data))
             print(json.dumps({"ablations": rows}, ensure_ascii=False))
         elif args.command == "predict":
-            tok, config, params = load_model(args.model)
+            tok, config, params = load_models(args.model)
             preds, qps = predict(args, tok, config, params, load_records(args.data))
             write_predictions(preds, args.out)
             print(json.dumps({"predictions": args.out, "questions": len(preds),
