@@ -14,10 +14,12 @@ by the key/value-cache decoder (kv_cache.UniLMCache). Then, as bert4keras's Read
      mode skips this.
 combine="best" is the ablation without the vote: only the passage most sure of its first token is read.
 
-Several models (an ensemble trained on the same corpus, see members.py) answer together: every (model,
-passage) pair is one voter, dropped in step 1 when that model says its passage holds no answer.
+Several models (an ensemble trained on the same corpus, see members.py) answer as one: at every step a
+passage's distribution is the mean of the models' distributions for it (MeanState), and 1-3 run on that.
 """
 import numpy as np
+
+from smoothing import logsumexp
 
 from ..decode import beam_search, greedy
 from ..kv_cache import UniLMCache
@@ -67,34 +69,25 @@ class VotingState:
         self.inner.select((rows[:, None] * self.n + np.arange(self.n)[None, :]).reshape(-1))
 
 
-class StackedState:
-    """Decoder state whose rows are the rows of several inner states side by side.
+class MeanState:
+    """Decoder state of several models over the same rows whose next-token distribution is the mean of
+    theirs: an ensemble read as one model. states: decode.py states built on the same sources."""
 
-    states: decode.py states over the same sources; counts[k]: rows per beam of states[k]. Row layout,
-    beam-major: beam b holds counts[0] rows of states[0], then counts[1] rows of states[1], ...; each
-    inner state keeps its own beam-major rows (beam b, row i is its row b * counts[k] + i).
-    """
-
-    def __init__(self, states, counts):
-        self.states, self.counts, self.n = list(states), list(counts), sum(counts)
+    def __init__(self, states):
+        self.states = list(states)
 
     def next_log_probs(self):
-        parts = [s.next_log_probs() for s in self.states]                 # (B * counts[k], V) each
-        V = parts[0].shape[-1]
-        parts = [lp.reshape(-1, c, V) for lp, c in zip(parts, self.counts)]
-        return np.concatenate(parts, axis=1).reshape(-1, V)               # (B * n, V)
+        """log mean_k p_k = logsumexp_k log p_k - log K, in log space so that no probability underflows."""
+        lps = np.stack([s.next_log_probs().astype(np.float64) for s in self.states])     # (K, R, V)
+        return logsumexp(lps, axis=0) - np.log(len(self.states))                        # (R, V)
 
     def step(self, tokens):
-        tokens, start = np.asarray(tokens, dtype=np.int64).reshape(-1, self.n), 0
-        for s, c in zip(self.states, self.counts):
-            s.step(tokens[:, start:start + c].reshape(-1))
-            start += c
+        for s in self.states:
+            s.step(tokens)
 
     def select(self, rows):
-        """rows: whole beams, as VotingState.select passes them (beam b = rows b * n ... b * n + n - 1)."""
-        beams = np.asarray(rows, dtype=np.int64).reshape(-1, self.n)[:, 0] // self.n
-        for s, c in zip(self.states, self.counts):
-            s.select((beams[:, None] * c + np.arange(c)[None, :]).reshape(-1))
+        for s in self.states:
+            s.select(rows)
 
 
 def encode_question(tok, question, passages, max_p_len, max_q_len):
@@ -117,8 +110,8 @@ def answer(params, config, tok, question, passages, beam_size=1, mode="extractiv
            max_p_len=96, max_q_len=24, max_a_len=12, decoder=UniLMCache):
     """The answer text to a question ("" when every passage says it holds none) and its token ids.
 
-    params: one model's parameters, or a list of several models' (same config and vocabulary), which
-    then vote together: every (model, passage) pair is one voter."""
+    params: one model's parameters, or a list of several models' (same config and vocabulary), read as
+    one model whose next-token distributions are the mean of theirs (MeanState)."""
     if mode not in ("extractive", "generative"):
         raise ValueError(f"mode must be 'extractive' or 'generative', got {mode!r}")
     if combine not in ("vote", "best"):
@@ -127,23 +120,18 @@ def answer(params, config, tok, question, passages, beam_size=1, mode="extractiv
     if lengths.max() + max_a_len > config.max_position_embeddings:
         raise ValueError(f"a source of {lengths.max()} tokens + max_a_len {max_a_len} exceeds the model's "
                          f"max_position_embeddings {config.max_position_embeddings}; lower max_p_len")
-    models = params if isinstance(params, (list, tuple)) else [params]
-    states = [decoder(p, config, token_ids, lengths) for p in models]
-    firsts = [st.next_log_probs() for st in states]                 # (n, V) first-token log-probs each
-    alive = [np.flatnonzero(lp0.argmax(axis=1) != tok.sep_id) for lp0 in firsts]
-    if combine == "best" and any(a.size for a in alive):           # the (model, passage) surest of itself
-        sure = [lp0[a].max(axis=1).max() if a.size else -np.inf for lp0, a in zip(firsts, alive)]
-        k = int(np.argmax(sure))
-        alive = [a[[int(np.argmax(firsts[k][a].max(axis=1)))]] if j == k else a[:0] for j, a in enumerate(alive)]
-    voters = [(st, a) for st, a in zip(states, alive) if a.size]
-    if not voters:
+    if isinstance(params, (list, tuple)):                          # an ensemble: the mean of its models
+        state = MeanState([decoder(p, config, token_ids, lengths) for p in params])
+    else:
+        state = decoder(params, config, token_ids, lengths)
+    lp0 = state.next_log_probs()                                  # (n, V) first-token log-probs
+    alive = np.flatnonzero(lp0.argmax(axis=1) != tok.sep_id)
+    if alive.size == 0:
         return "", []
-    for st, a in voters:
-        st.select(a)
-    states = [st for st, _ in voters]
-    inner = states[0] if len(states) == 1 else StackedState(states, [a.size for _, a in voters])
-    voting = VotingState(inner, sum(a.size for _, a in voters))
-    alive = sorted({int(i) for _, a in voters for i in a})          # passages some model reads
+    if combine == "best":                                         # the passage surest of its first token
+        alive = alive[[int(np.argmax(lp0[alive].max(axis=1)))]]
+    state.select(alive)
+    voting = VotingState(state, len(alive))
     allowed = None
     if mode == "extractive":
         table = ngram_continuations([passage_ids[i] for i in alive], max_a_len)
