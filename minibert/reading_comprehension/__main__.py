@@ -1,7 +1,8 @@
 """`python -m minibert.reading_comprehension [train | predict | evaluate]`.
 
-With no subcommand: generate the synthetic corpus, train a small model from scratch, answer the held-out
-questions, print a few of them, then accuracy, F1, score, no-answer precision / recall and questions/s;
+With no subcommand: generate the synthetic corpus, train --members small models from scratch side by side
+(two by default, one process each: members.py), answer the held-out questions with them read as one model,
+print a few of them, then accuracy, F1, score, no-answer precision / recall and questions/s;
 the last line of stdout is one JSON object. Progress goes to stderr. With `--corpus peoples-daily`: the
 same for cloze questions of People's Daily, pretrained against from scratch (peoples_daily_demo.py).
 """
@@ -82,8 +83,8 @@ def build_parser():
                          "before the second revision of 2026-12-03) one whose name shares no character "
                          "with the asked one (data.py)")
     ap.add_argument("--members", type=in_range(1), default=2,
-                    help="models trained side by side on the corpus (one process each, from seeds --seed + "
-                         "1000 m) whose answers are voted together (members.py)")
+                    help="models trained side by side on the corpus (one process each, seeds --seed + 1000 m), "
+                         "read as one: the mean of their next-token distributions (members.py)")
     ap.add_argument("--ablations", action="store_true", help="also print the decoding ablation table")
     ap.add_argument("--workdir", help="where the corpus, model and predictions go (default: a temporary one)")
     _model_args(ap), _train_args(ap), _decode_args(ap)
@@ -95,12 +96,12 @@ def build_parser():
                    help="data files to train on first, in this order, each for its number of updates")
     _model_args(t), _train_args(t)
     pr = sub.add_parser("predict", help="answer the questions of a data file: id<TAB>answer lines")
-    pr.add_argument("--model", required=True, nargs="+", help="a model folder, or several that vote together")
+    pr.add_argument("--model", required=True, nargs="+", help="a model folder, or several read as one (their mean)")
     pr.add_argument("--data", required=True)
     pr.add_argument("--out", required=True)
     _model_args(pr), _decode_args(pr)
     ab = sub.add_parser("ablations", help="the decoding ablation table of a saved model on a data file")
-    ab.add_argument("--model", required=True, nargs="+", help="a model folder, or several that vote together")
+    ab.add_argument("--model", required=True, nargs="+", help="a model folder, or several read as one (their mean)")
     ab.add_argument("--data", required=True)
     _model_args(ab), _decode_args(ab)
     ev = sub.add_parser("evaluate", help="score a predictions file against a data file")
@@ -117,14 +118,14 @@ def _stage(arg):
 
 
 def load_models(paths):
-    """(tokenizer, config, params) of one model folder, or of several (params then a list: they vote
-    together); ValueError when their vocabularies or configurations differ."""
+    """(tokenizer, config, params) of one model folder, or of several (params then a list: an ensemble,
+    read as one model); ValueError when their vocabularies or configurations differ."""
     models = [load_model(p) for p in paths]
     tok, config = models[0][0], models[0][1]
     for path, (t, c, _) in zip(paths[1:], models[1:]):
         if t.id_to_token != tok.id_to_token or c != config:
             raise ValueError(f"--model {path}: its vocabulary or configuration differs from {paths[0]}'s; "
-                             "models that vote together must share both")
+                             "the models of an ensemble must share both")
     return tok, config, models[0][2] if len(models) == 1 else [p for _, _, p in models]
 
 

@@ -2,10 +2,11 @@
 
 The demo trains `--members` models on one corpus, each from its own starting weights and data order
 (member m trains with seed `--seed + 1000 m`; member 0 is the single model of `--members 1`), one process
-per member so that two of them use two cores in the wall time of one. Their answers are then voted
-together (infer.answer with a list of parameters): every (model, passage) pair is a voter. Runs that
-learn to read at different updates (README) disagree where one of them is unsure, and the vote
-sides with the surer one.
+per member so that two of them use two cores in the wall time of one. They then answer as one model
+(infer.answer with a list of parameters): at every decoding step a passage's next-token distribution is
+the mean of the members' (infer.MeanState), and the no-answer drop and the vote run on that. From
+scratch, runs of this corpus learn to read at different updates and to different levels (README), so
+two of them disagree mostly where one is unsure, and the mean sides with the surer one.
 """
 import copy
 import multiprocessing
