@@ -250,18 +250,22 @@ def test_quick_demo_runs(tmp_path):
     assert "cut short" in cut.stdout and "cut short" in cut.stderr
     assert sum(ln.startswith("Q: ") for ln in lines) == 6
     assert os.path.isfile(tmp_path / "model" / "model.safetensors")
-    # the saved model answers through the predict subcommand, and evaluate scores that file
-    pred = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "predict", "--model",
-                           str(tmp_path / "model"), "--data", str(tmp_path / "test.json"), "--out",
-                           str(tmp_path / "p2.tsv")], capture_output=True, text=True, timeout=60, env=env)
-    assert pred.returncode == 0, pred.stderr[-2000:]
-    ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
-                         str(tmp_path / "test.json"), "--predictions", str(tmp_path / "p2.tsv")],
-                        capture_output=True, text=True, timeout=60, env=env)
-    assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(figures["score"], abs=1e-4)
-    # the decoding ablations of the saved model: six rows, the default one equal to the demo's score
+    # the saved members answer through the predict subcommand, together (the demo's score) and alone
+    # (each member's score); evaluate scores those files
+    members = [str(tmp_path / "model"), str(tmp_path / "model-2")]
+    for models, expect in ((members, figures["score"]), (members[:1], figures["member_scores"][0]),
+                           (members[1:], figures["member_scores"][1])):
+        pred = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "predict", "--model",
+                               *models, "--data", str(tmp_path / "test.json"), "--out", str(tmp_path / "p2.tsv")],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert pred.returncode == 0, pred.stderr[-2000:]
+        ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
+                             str(tmp_path / "test.json"), "--predictions", str(tmp_path / "p2.tsv")],
+                            capture_output=True, text=True, timeout=60, env=env)
+        assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(expect, abs=1e-4)
+    # the decoding ablations of the saved members: six rows, the default one equal to the demo's score
     ab = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "ablations", "--model",
-                         str(tmp_path / "model"), "--data", str(tmp_path / "test.json")],
+                         *members, "--data", str(tmp_path / "test.json")],
                         capture_output=True, text=True, timeout=120, env=env)
     assert ab.returncode == 0, ab.stderr[-2000:]
     rows = json.loads(ab.stdout.strip().splitlines()[-1])["ablations"]
