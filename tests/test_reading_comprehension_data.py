@@ -285,3 +285,24 @@ def test_model_folder_saved_whole_and_vocab_checked(tmp_path):
     save_model(str(tmp_path / "bad"), other, config, params)
     with pytest.raises(ValueError, match="do not belong together"):
         load_model(str(tmp_path / "bad"))
+
+
+def test_members_of_an_ensemble_must_share_vocabulary_and_config(tmp_path):
+    import numpy as np
+    from minibert.model import init_params
+    from minibert.reading_comprehension.__main__ import load_models, save_model
+    from minibert.reading_comprehension.train import small_config, vocab_tokens
+    from minibert.tokenizer import Tokenizer
+    tok, other = Tokenizer(vocab_tokens("甲乙丙")), Tokenizer(vocab_tokens("甲乙丁"))
+    config = small_config(len(tok.id_to_token), layers=1, hidden=8, heads=2, intermediate=16, max_positions=32)
+    wider = small_config(len(tok.id_to_token), layers=1, hidden=16, heads=2, intermediate=16, max_positions=32)
+    for name, t, c, seed in (("a", tok, config, 0), ("b", tok, config, 1), ("c", other, config, 2),
+                             ("d", tok, wider, 3)):
+        save_model(str(tmp_path / name), t, c, init_params(c, np.random.default_rng(seed)))
+    one = load_models([str(tmp_path / "a")])
+    assert isinstance(one[2], dict)                               # one folder: one model's parameters
+    both = load_models([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert isinstance(both[2], list) and len(both[2]) == 2
+    for bad in ("c", "d"):
+        with pytest.raises(ValueError, match=f"--model {tmp_path / bad}"):
+            load_models([str(tmp_path / "a"), str(tmp_path / bad)])
