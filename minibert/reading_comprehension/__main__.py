@@ -217,7 +217,8 @@ def run_demo(args):
     preds, qps = predict(args, tok, config, params, test)
     write_predictions(preds, os.path.join(work, "predictions.tsv"))
     s = score_predictions(test, preds)
-    member_scores = [score_predictions(test, predict(args, tok, config, p, test)[0])["score"] for p in params]
+    member_scores = [s["score"]] if len(params) == 1 else \
+        [score_predictions(test, predict(args, tok, config, p, test)[0])["score"] for p in params]
     for r in example_questions(test, preds, args.seed):
         gold = accepted_answers(r)[0]
         ok = "right" if exact_match(preds[str(r["id"])], accepted_answers(r)) else "WRONG"
