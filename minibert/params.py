@@ -77,3 +77,23 @@ def init_params(config, rng, dtype=np.float32, heads=True):
         else:
             params[name] = (rng.standard_normal(shape) * config.initializer_range).astype(dtype)
     return params
+
+
+def sinusoidal_positions(n_positions, width, scale=0.1, dtype=np.float32):
+    """(n_positions, width) position table of sines and cosines (Vaswani et al., 2017, section 3.5):
+
+        PE[p, 2i] = scale * sin(p / 10000^(2i / width)),   PE[p, 2i + 1] = scale * cos(p / 10000^(2i / width))
+
+    A starting value for BERT's learned position embeddings in place of random ones: PE[p + k] is a
+    fixed rotation of PE[p] in every (2i, 2i + 1) plane, so "the token k places back" is one linear map
+    of the embedding, which a query and key weight can learn at once. A row's norm is
+    scale * sqrt(width / 2); with the default 0.1 that is about 3.5 times the norm of a random row of
+    N(0, 0.02) weights, 0.02 * sqrt(width), so position stands out in every token's first vector.
+    width: even.
+    """
+    if width % 2:
+        raise ValueError(f"width: sinusoidal positions need an even width, got {width}")
+    angle = np.arange(n_positions)[:, None] / 10000.0 ** (np.arange(0, width, 2)[None, :] / width)
+    table = np.empty((n_positions, width))
+    table[:, 0::2], table[:, 1::2] = np.sin(angle), np.cos(angle)
+    return (scale * table).astype(dtype)

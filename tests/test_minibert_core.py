@@ -2,6 +2,7 @@
 
 The gradient checks run on both layers: the plain ops (minibert.PLAIN) and their tuned twins
 (minibert.fast.OPS)."""
+import io
 import math
 
 import numpy as np
@@ -280,3 +281,47 @@ def test_bad_input_raises_named_value_error(case, word):
         del params["encoder.layer.1.output.dense.bias"]
     with pytest.raises(ValueError, match=word):
         mb.bert_forward(params, cfg, ids, seg, mask)
+
+
+@settings(max_examples=30, deadline=None)
+@given(half=st.integers(1, 16), shift=st.integers(0, 20), scale=st.floats(0.01, 1.0))
+def test_sinusoidal_positions_shift_is_one_rotation(half, shift, scale):
+    """Row p + k is row p turned by the same angle in every (2i, 2i + 1) plane, whatever p: the
+    property that makes "k tokens back" one linear map; every row has the norm scale * sqrt(width / 2)."""
+    from minibert.params import sinusoidal_positions
+    width, n = 2 * half, 40
+    pe = sinusoidal_positions(n, width, scale, dtype=np.float64)
+    assert pe.shape == (n, width)
+    np.testing.assert_allclose(np.linalg.norm(pe, axis=1), scale * math.sqrt(half), rtol=1e-12)
+    angle = shift / 10000.0 ** (np.arange(0, width, 2) / width)
+    c, s = np.cos(angle), np.sin(angle)
+    rotated = np.empty_like(pe[:n - shift])
+    sin_part, cos_part = pe[:n - shift, 0::2], pe[:n - shift, 1::2]
+    rotated[:, 0::2] = sin_part * c + cos_part * s          # sin(a + b)
+    rotated[:, 1::2] = cos_part * c - sin_part * s          # cos(a + b)
+    np.testing.assert_allclose(pe[shift:], rotated, atol=1e-12 * scale + 1e-15)
+    np.testing.assert_allclose(pe[0], np.tile([0.0, scale], half), atol=1e-15)
+
+
+def test_sinusoidal_positions_refuse_odd_width_and_start_training():
+    from minibert.params import sinusoidal_positions
+    from minibert.reading_comprehension.data import synthetic_corpus, corpus_characters
+    from minibert.reading_comprehension.train import small_config, train_model, vocab_tokens
+    from minibert.tokenizer import Tokenizer
+    with pytest.raises(ValueError, match="width"):
+        sinusoidal_positions(5, 7)
+    train, test, _ = synthetic_corpus(4, 2, seed=0)
+    tok = Tokenizer(vocab_tokens(corpus_characters(train + test)))
+    config = small_config(len(tok.id_to_token), layers=1, hidden=8, heads=2, intermediate=8, max_positions=140)
+    with pytest.raises(ValueError, match="position_init"):
+        train_model(train, tok, config, steps=1, position_init="learned", log=None)
+    key = "embeddings.position_embeddings.weight"
+    runs = {kind: train_model(train, tok, config, steps=1, batch_size=2, lr=0.0, position_init=kind,
+                              log=io.StringIO())[0] for kind in ("random", "sinusoidal")}
+    # at lr 0 the weights are the starting ones: the sinusoidal table in place of the random one, the
+    # rest drawn exactly as with random positions
+    np.testing.assert_array_equal(runs["sinusoidal"][key], sinusoidal_positions(140, 8))
+    assert not np.allclose(runs["random"][key], runs["sinusoidal"][key])
+    for name in runs["random"]:
+        if name != key:
+            np.testing.assert_array_equal(runs["random"][name], runs["sinusoidal"][name])

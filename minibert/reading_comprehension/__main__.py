@@ -56,6 +56,10 @@ def _train_args(p):
     p.add_argument("--layers", type=in_range(1), default=3)
     p.add_argument("--hidden", type=in_range(1), default=64)
     p.add_argument("--heads", type=in_range(1), default=1)
+    p.add_argument("--position-init", choices=["random", "sinusoidal"], default="sinusoidal",
+                   help="from scratch, the position embeddings' starting value: sines and cosines "
+                        "(params.sinusoidal_positions), or random as every other weight (the default before "
+                        "the fourth revision of 2026-12-03); learned either way")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import BertConfig
 from ..model import init_params
+from ..params import sinusoidal_positions
 from ..ops import PLAIN
 from ..optim import AdamW
 from ..seq2seq import seq2seq_forward_backward
@@ -96,7 +97,7 @@ def small_config(vocab_size, layers=2, hidden=128, heads=4, intermediate=256, ma
 
 def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr=1e-3, warmup=100, seed=0,
                 max_p_len=96, max_q_len=24, max_a_len=12, log=sys.stderr, every=100, deadline=None,
-                later_steps=0, ops=PLAIN):
+                later_steps=0, ops=PLAIN, position_init="random"):
     """Fine-tune (or train from scratch when params is None) on the records; returns params, history.
 
     The budget is `steps` updates: the result depends on the seed and the arguments alone.
@@ -105,16 +106,24 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
     later_steps: updates still planned after this call (other stages), for the progress line's time left.
     ops: the ops table of the training step and the optimizer (minibert/ops.py): PLAIN, or the tuned
     minibert.fast.OPS, which the demo passes (same numbers up to float rounding, faster).
+    position_init: from scratch, the position embeddings' starting value: "random" (N(0,
+    initializer_range), as every other weight) or "sinusoidal" (params.sinusoidal_positions; the random
+    draw is made all the same, so the other weights are those of "random").
     history: list of (step, mean train loss, mean answer-token accuracy) every `every` steps.
     """
     if not records:
         raise ValueError("records: expected at least one training record, got none")
+    if position_init not in ("random", "sinusoidal"):
+        raise ValueError(f"position_init: expected 'random' or 'sinusoidal', got {position_init!r}")
     if max_p_len + max_q_len + max_a_len > config.max_position_embeddings:
         raise ValueError(f"max_p_len + max_q_len + max_a_len = {max_p_len + max_q_len + max_a_len} exceeds "
                          f"the model's max_position_embeddings {config.max_position_embeddings}")
     rng = np.random.default_rng(seed)
     if params is None:
         params = init_params(config, rng, dtype=np.float32)
+        if position_init == "sinusoidal":
+            key = "embeddings.position_embeddings.weight"
+            params[key] = sinusoidal_positions(*params[key].shape)
     opt = AdamW(params, ops=ops, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=min(warmup, steps),
                 total_steps=steps)
     pool, history, sums, n_cut, t0 = [], [], [0.0, 0.0, 0], 0, time.perf_counter()
