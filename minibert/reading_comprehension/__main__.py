@@ -60,6 +60,8 @@ def _train_args(p):
                    help="from scratch, the position embeddings' starting value: sines and cosines "
                         "(params.sinusoidal_positions), or random as every other weight (the default before "
                         "the fourth revision of 2026-12-03); learned either way")
+    p.add_argument("--position-scale", type=in_range(0.0, float), default=0.1,
+                   help="sinusoidal starting positions: a row's norm is this times sqrt(hidden / 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 

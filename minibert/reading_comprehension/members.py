@@ -67,7 +67,7 @@ def fit(args, records, curriculum=(), extra_chars="", log=sys.stderr):
                                 warmup=min(200, steps // 10), seed=args.seed + n, max_p_len=args.max_p_len,
                                 max_q_len=args.max_q_len, max_a_len=args.max_a_len, deadline=deadline,
                                 later_steps=sum(st[1] for st in stages[n + 1:]), ops=FAST, log=log,
-                                position_init=args.position_init)
+                                position_init=args.position_init, position_scale=args.position_scale)
         history += [(done + step, loss, acc) for step, loss, acc in h]
         if h and h[-1][0] < steps:
             completed = False

@@ -97,7 +97,7 @@ def small_config(vocab_size, layers=2, hidden=128, heads=4, intermediate=256, ma
 
 def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr=1e-3, warmup=100, seed=0,
                 max_p_len=96, max_q_len=24, max_a_len=12, log=sys.stderr, every=100, deadline=None,
-                later_steps=0, ops=PLAIN, position_init="random"):
+                later_steps=0, ops=PLAIN, position_init="random", position_scale=0.1):
     """Fine-tune (or train from scratch when params is None) on the records; returns params, history.
 
     The budget is `steps` updates: the result depends on the seed and the arguments alone.
@@ -107,8 +107,8 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
     ops: the ops table of the training step and the optimizer (minibert/ops.py): PLAIN, or the tuned
     minibert.fast.OPS, which the demo passes (same numbers up to float rounding, faster).
     position_init: from scratch, the position embeddings' starting value: "random" (N(0,
-    initializer_range), as every other weight) or "sinusoidal" (params.sinusoidal_positions; the random
-    draw is made all the same, so the other weights are those of "random").
+    initializer_range), as every other weight) or "sinusoidal" (params.sinusoidal_positions at
+    position_scale; the random draw is made all the same, so the other weights are those of "random").
     history: list of (step, mean train loss, mean answer-token accuracy) every `every` steps.
     """
     if not records:
@@ -123,7 +123,7 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
         params = init_params(config, rng, dtype=np.float32)
         if position_init == "sinusoidal":
             key = "embeddings.position_embeddings.weight"
-            params[key] = sinusoidal_positions(*params[key].shape)
+            params[key] = sinusoidal_positions(*params[key].shape, scale=position_scale)
     opt = AdamW(params, ops=ops, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=min(warmup, steps),
                 total_steps=steps)
     pool, history, sums, n_cut, t0 = [], [], [0.0, 0.0, 0], 0, time.perf_counter()
