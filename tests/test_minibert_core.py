@@ -325,3 +325,6 @@ def test_sinusoidal_positions_refuse_odd_width_and_start_training():
     for name in runs["random"]:
         if name != key:
             np.testing.assert_array_equal(runs["random"][name], runs["sinusoidal"][name])
+    scaled = train_model(train, tok, config, steps=1, batch_size=2, lr=0.0, position_init="sinusoidal",
+                         position_scale=0.25, log=io.StringIO())[0]
+    np.testing.assert_array_equal(scaled[key], sinusoidal_positions(140, 8, scale=0.25))
