@@ -315,6 +315,9 @@ def test_sinusoidal_positions_refuse_odd_width_and_start_training():
     config = small_config(len(tok.id_to_token), layers=1, hidden=8, heads=2, intermediate=8, max_positions=140)
     with pytest.raises(ValueError, match="position_init"):
         train_model(train, tok, config, steps=1, position_init="learned", log=None)
+    odd = small_config(len(tok.id_to_token), layers=1, hidden=9, heads=1, intermediate=8, max_positions=140)
+    with pytest.raises(ValueError, match="even hidden size"):
+        train_model(train, tok, odd, steps=1, position_init="sinusoidal", log=None)
     key = "embeddings.position_embeddings.weight"
     runs = {kind: train_model(train, tok, config, steps=1, batch_size=2, lr=0.0, position_init=kind,
                               log=io.StringIO())[0] for kind in ("random", "sinusoidal")}

@@ -115,6 +115,9 @@ def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr
         raise ValueError("records: expected at least one training record, got none")
     if position_init not in ("random", "sinusoidal"):
         raise ValueError(f"position_init: expected 'random' or 'sinusoidal', got {position_init!r}")
+    if position_init == "sinusoidal" and params is None and config.hidden_size % 2:
+        raise ValueError(f"position_init: 'sinusoidal' needs an even hidden size, got {config.hidden_size} "
+                         "(--hidden; or --position-init random)")
     if max_p_len + max_q_len + max_a_len > config.max_position_embeddings:
         raise ValueError(f"max_p_len + max_q_len + max_a_len = {max_p_len + max_q_len + max_a_len} exceeds "
                          f"the model's max_position_embeddings {config.max_position_embeddings}")
