@@ -18,9 +18,9 @@ import numpy as np
 
 from ..config import BertConfig
 from ..model import init_params
-from ..params import sinusoidal_positions
 from ..ops import PLAIN
 from ..optim import AdamW
+from ..params import sinusoidal_positions
 from ..seq2seq import seq2seq_forward_backward
 from ..tokenizer import pad_batch
 
