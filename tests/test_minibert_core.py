@@ -331,3 +331,26 @@ def test_sinusoidal_positions_refuse_odd_width_and_start_training():
     scaled = train_model(train, tok, config, steps=1, batch_size=2, lr=0.0, position_init="sinusoidal",
                          position_scale=0.25, log=io.StringIO())[0]
     np.testing.assert_array_equal(scaled[key], sinusoidal_positions(140, 8, scale=0.25))
+
+
+def test_init_range_scales_every_random_starting_weight():
+    """small_config's init_range is the std of the random starting weights: the same draw, scaled
+    (the reading-comprehension demo's --init-range); biases and LayerNorm start as before."""
+    from minibert.reading_comprehension.data import synthetic_corpus, corpus_characters
+    from minibert.reading_comprehension.train import small_config, train_model, vocab_tokens
+    from minibert.tokenizer import Tokenizer
+    train, test, _ = synthetic_corpus(4, 2, seed=0)
+    tok = Tokenizer(vocab_tokens(corpus_characters(train + test)))
+    runs = {}
+    for r in (0.02, 0.05):
+        config = small_config(len(tok.id_to_token), layers=1, hidden=8, heads=2, intermediate=8,
+                              max_positions=140, init_range=r)
+        assert config.initializer_range == r
+        runs[r] = train_model(train, tok, config, steps=1, batch_size=2, lr=0.0, log=io.StringIO())[0]
+    key = "embeddings.word_embeddings.weight"
+    assert abs(runs[0.05][key].std() / 0.05 - 1) < 0.1
+    for name, w in runs[0.02].items():
+        if np.all(w == 0) or np.all(w == 1):                    # biases, LayerNorm: not drawn
+            np.testing.assert_array_equal(runs[0.05][name], w)
+        else:
+            np.testing.assert_allclose(runs[0.05][name], 2.5 * w, rtol=1e-6, err_msg=name)

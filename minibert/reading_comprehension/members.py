@@ -50,7 +50,7 @@ def fit(args, records, curriculum=(), extra_chars="", log=sys.stderr):
         seen = list(records) + [r for _, recs, _ in curriculum for r in recs]
         tok = Tokenizer(vocab_tokens(corpus_characters(seen) | set(extra_chars)))
         config = small_config(len(tok.id_to_token), layers=args.layers, hidden=args.hidden, heads=args.heads,
-                              intermediate=2 * args.hidden,
+                              intermediate=2 * args.hidden, init_range=args.init_range,
                               max_positions=args.max_p_len + args.max_q_len + args.max_a_len + 8)
         params = None
     deadline = None if args.minutes is None else time.perf_counter() + 60 * args.minutes

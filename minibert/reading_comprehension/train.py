@@ -88,11 +88,14 @@ def epoch_examples(records, rng):
     return out
 
 
-def small_config(vocab_size, layers=2, hidden=128, heads=4, intermediate=256, max_positions=160, dropout=0.0):
+def small_config(vocab_size, layers=2, hidden=128, heads=4, intermediate=256, max_positions=160, dropout=0.0,
+                 init_range=0.02):
+    """A BertConfig of the given size; init_range: the std of the random starting weights (BERT's 0.02
+    by default)."""
     return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                       num_attention_heads=heads, intermediate_size=intermediate,
                       max_position_embeddings=max_positions, hidden_dropout_prob=dropout,
-                      attention_probs_dropout_prob=dropout)
+                      attention_probs_dropout_prob=dropout, initializer_range=init_range)
 
 
 def train_model(records, tok, config, params=None, steps=1000, batch_size=32, lr=1e-3, warmup=100, seed=0,
