@@ -62,9 +62,8 @@ def _train_args(p):
                         "the fourth revision of 2026-12-03); learned either way")
     p.add_argument("--position-scale", type=in_range(0.0, float), default=0.1,
                    help="sinusoidal starting positions: a row's norm is this times sqrt(hidden / 2)")
-    p.add_argument("--init-range", type=in_range(0.0, float), default=0.05,
-                   help="from scratch, the std of the random starting weights (BERT's 0.02 was the default "
-                        "before the fifth revision of 2026-12-03)")
+    p.add_argument("--init-range", type=in_range(0.0, float), default=0.02,
+                   help="from scratch, the std of the random starting weights (BERT's initializer_range)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this BERT directory (config.json, model.safetensors, vocab.txt)")
 
