@@ -115,6 +115,9 @@ def _dcgan_arguments(p):
     p.add_argument("--lr", type=positive_float, default=None, help="learning rate of D and G (default 1e-3)")
     p.add_argument("--width", type=positive_int, default=32, help="channels of the first convolutions")
     p.add_argument("--no-spectral-norm", action="store_true", help="D without spectral norm")
+    p.add_argument("--mbstd-group", type=natural, default=0,
+                   help="M > 0: D's minibatch standard deviation over groups of M images (must divide "
+                        "--batch; ProGAN uses 4); 0 (default): none")
     p.add_argument("--n-eval", type=positive_int, default=None, help="samples scored (default 10000, "
                                                                      "quick 1000)")
     p.add_argument("--seed", type=natural, default=0)
@@ -199,7 +202,8 @@ def _dcgan_config(args, n_stages):
     return DCGANConfig(n_stages=n_stages, g_stages=args.g_stages, loss=args.loss,
                        steps=args.steps or (60 if quick else 3000), batch=args.batch, width=args.width,
                        lr_d=args.lr or 1e-3, lr_g=args.lr or 1e-3,
-                       spectral_norm=not args.no_spectral_norm, seed=args.seed)
+                       spectral_norm=not args.no_spectral_norm, mbstd_group=args.mbstd_group,
+                       seed=args.seed)
 
 
 def main_fashion_compare(args):

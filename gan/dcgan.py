@@ -4,6 +4,10 @@
      batch norm, ReLU -> conv_transpose 4x4 s2 p1 to 1 x 28 x 28, tanh                  x in [-1, 1]
   D: x (B, 1, 28, 28) -> conv 4x4 s2 p1 to W x 14 x 14, LeakyReLU(0.2) -> conv 4x4 s2 p1 to 2W x 7 x 7,
      LeakyReLU(0.2) = features v (B, 2W * 49) -> cascade scores (B, N) (gan/cascade.py; N = 1: <v, w>)
+   With mbstd_group = M > 0, conv2 also sees one more channel: the minibatch standard deviation of
+   Karras et al. 2018 (ProGAN, section 3), the average over the W x 14 x 14 features of their standard
+   deviation across each group of M consecutive images, constant over the channel. A batch of fakes
+   that all look alike has a small one, so D can tell it from real images and G is pushed to vary.
 Spectral norm (gan/nn.py) on D's two convolutions, each weight seen as the (Cout, Cin KH KW) matrix
 PyTorch uses; batch norm (Ioffe & Szegedy 2015) in G, as in DCGAN (Radford et al. 2016), always with
 the statistics of the batch at hand (samples are drawn in batches of 500). Each step updates D once
@@ -38,6 +42,7 @@ class DCGANConfig:
     lr_g: float = 1e-3
     spectral_norm: bool = True  # on D's convolutions
     batch_norm: bool = True     # in G
+    mbstd_group: int = 0        # M > 0: D's minibatch standard deviation over groups of M images
     seed: int = 0
 
 
@@ -62,7 +67,7 @@ def init_dcgan(cfg, rng):
         for name, C in (("bn0", 2 * W), ("bn1", W)):
             G[name + ".weight"], G[name + ".bias"] = np.ones(C, np.float32), np.zeros(C, np.float32)
     D = {"conv1.weight": _normal(rng, (W, 1, 4, 4), np.sqrt(2 / 16)), "conv1.bias": np.zeros(W, np.float32),
-         "conv2.weight": _normal(rng, (2 * W, W, 4, 4), np.sqrt(2 / (W * 16))),
+         "conv2.weight": _normal(rng, (2 * W, W + (cfg.mbstd_group > 0), 4, 4), np.sqrt(2 / (W * 16))),
          "conv2.bias": np.zeros(2 * W, np.float32),
          "cr_w": cascade_init(cfg.n_stages, 2 * W * 49, rng).astype(np.float32)}
     state = {}
@@ -146,6 +151,36 @@ def generate_backward(dx, cache):
     return g
 
 
+def minibatch_stddev_forward(h, group):
+    """h with one more channel: each group's average standard deviation across its images.
+
+    h: (B, C, H, W), B a multiple of group M; images b = g M .. g M + M - 1 form group g
+    s_g = mean over (C, H, W) of sqrt(var over the group's M images + 1e-8)          (B / M,)
+    returns (B, C + 1, H, W) whose last channel is s_g at every pixel of every image of group g
+    """
+    B, C, H, W = h.shape
+    if group < 1 or B % group:
+        raise ValueError(f"mbstd_group must divide the batch: batch {B}, group {group}")
+    xp = get_xp(h)
+    hg = h.reshape(B // group, group, C, H, W)
+    centred = hg - hg.mean(axis=1, keepdims=True)                          # (B/M, M, C, H, W)
+    sigma = ((centred ** 2).mean(axis=1) + 1e-8) ** 0.5                    # (B/M, C, H, W)
+    s = sigma.mean(axis=(1, 2, 3))                                         # (B/M,)
+    channel = xp.broadcast_to(xp.repeat(s, group)[:, None, None, None], (B, 1, H, W)).astype(h.dtype)
+    return xp.concatenate([h, channel], axis=1), (centred, sigma, group)
+
+
+def minibatch_stddev_backward(dout, cache):
+    """dout (B, C + 1, H, W) -> dh (B, C, H, W): the direct part plus the path through every s_g."""
+    centred, sigma, group = cache
+    n_groups, _, C, H, W = centred.shape
+    ds = dout[:, C].reshape(n_groups, group, H * W).sum(axis=(1, 2))      # (B/M,)
+    # s_g = mean_chw sigma, sigma = sqrt(mean_m centred^2 + eps): d sigma / d h_m = centred_m / (M sigma)
+    dsigma = ds[:, None, None, None] / (C * H * W)                          # (B/M, 1, 1, 1)
+    dh_s = centred * (dsigma / (group * sigma))[:, None]                    # (B/M, M, C, H, W)
+    return dout[:, :C] + dh_s.reshape(n_groups * group, C, H, W)
+
+
 def _conv_weight(D, state, name):
     """D's weight `name`, spectrally normalised when state has its vector: (w, new u, cache or None)."""
     w = D[name + ".weight"]
@@ -155,13 +190,20 @@ def _conv_weight(D, state, name):
     return W_sn.T.reshape(w.shape), u, cache
 
 
-def discriminate(model, x, conv=plain_conv):
-    """Cascade scores of D. x (B, 1, 28, 28) -> scores (B, N), cache (cache["state"]: the new SN vectors)."""
+def discriminate(model, x, conv=plain_conv, mbstd_group=0):
+    """Cascade scores of D. x (B, 1, 28, 28) -> scores (B, N), cache (cache["state"]: the new SN vectors).
+
+    mbstd_group: M > 0 appends the minibatch standard deviation over groups of M images before conv2
+    (conv2's weight must then have one more input channel, as init_dcgan makes it).
+    """
     D, state = model["D"], model["D_state"]
     new_state, sn = {}, {}
     h = x
     convs = []
+    mbstd = None
     for name in ("conv1", "conv2"):
+        if name == "conv2" and mbstd_group:
+            h, mbstd = minibatch_stddev_forward(h, mbstd_group)             # (B, W + 1, 14, 14)
         w, u, sn[name] = _conv_weight(D, state, name)
         if u is not None:
             new_state[name] = u
@@ -171,7 +213,7 @@ def discriminate(model, x, conv=plain_conv):
     v = h.reshape(h.shape[0], -1)                                           # (B, 2W 49)
     scores, head = cascade_forward(v, D["cr_w"])                            # (B, N)
     return scores, {"conv": conv, "convs": convs, "sn": sn, "head": head, "h_shape": h.shape,
-                    "state": new_state}
+                    "mbstd": mbstd, "state": new_state}
 
 
 def discriminate_backward(dscores, cache):
@@ -187,6 +229,8 @@ def discriminate_backward(dscores, cache):
             dW = spectral_norm_backward(dw.reshape(dw.shape[0], -1).T, cache["sn"][name])
             dw = dW.T.reshape(dw.shape)
         grads[name + ".weight"] = dw
+        if name == "conv2" and cache["mbstd"] is not None:
+            dh = minibatch_stddev_backward(dh, cache["mbstd"])
     return dh, grads
 
 
@@ -195,7 +239,8 @@ def d_step(model, opt_d, cfg, real, rng, conv=plain_conv):
     B = real.shape[0]
     fake, _ = generate(model["G"], _normal(rng, (B, cfg.z_dim), 1.0), conv)
     xp = get_xp(real)
-    scores, cache = discriminate(model, xp.concatenate([real, fake]), conv)     # (2B, N)
+    # real and fake halves each a whole number of mbstd groups: no group mixes the two
+    scores, cache = discriminate(model, xp.concatenate([real, fake]), conv, cfg.mbstd_group)  # (2B, N)
     model["D_state"] = cache["state"]
     loss, lcache = cr_d_loss_forward(scores[:B], scores[B:], cfg.loss)
     ds_real, ds_fake = cr_d_loss_backward(1.0, lcache)
@@ -207,7 +252,7 @@ def d_step(model, opt_d, cfg, real, rng, conv=plain_conv):
 def g_step(model, opt_g, cfg, rng, conv=plain_conv):
     """One G update through the (fixed) discriminator; returns G's loss."""
     fake, gcache = generate(model["G"], _normal(rng, (cfg.batch, cfg.z_dim), 1.0), conv)
-    scores, dcache = discriminate(model, fake, conv)
+    scores, dcache = discriminate(model, fake, conv, cfg.mbstd_group)
     model["D_state"] = dcache["state"]
     loss, lcache = cr_g_loss_forward(scores, cfg.loss, cfg.g_stages)
     dx, _ = discriminate_backward(cr_g_loss_backward(1.0, lcache).astype(scores.dtype), dcache)

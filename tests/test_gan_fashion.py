@@ -65,6 +65,39 @@ def test_discriminator_gradients(n_stages):
     assert float((dx * v).sum()) == pytest.approx(numeric, rel=1e-5), "dx"
 
 
+def test_minibatch_stddev_values_and_gradient():
+    rng = np.random.default_rng(5)
+    h = rng.standard_normal((6, 2, 3, 4))
+    out, cache = dc.minibatch_stddev_forward(h, 3)
+    np.testing.assert_array_equal(out[:, :2], h)
+    for g, rows in enumerate((slice(0, 3), slice(3, 6))):        # groups of 3 consecutive images
+        expect = np.sqrt(h[rows].var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(out[rows, 2], expect, rtol=1e-12)
+    check_grad(lambda x: dc.minibatch_stddev_forward(x, 3)[0], [h],
+               lambda d: [dc.minibatch_stddev_backward(d, cache)], rng, names=["dh"])
+    with pytest.raises(ValueError, match="mbstd_group"):
+        dc.minibatch_stddev_forward(h, 4)
+
+
+def test_discriminator_gradients_with_minibatch_stddev():
+    """Every parameter and x, the group statistic included (groups of 2 in a batch of 4)."""
+    cfg = dc.DCGANConfig(width=2, n_stages=2, spectral_norm=False, mbstd_group=2)
+    model = _model64(cfg, 4)
+    assert model["D"]["conv2.weight"].shape == (4, 3, 4, 4)
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 1, (4, 1, 28, 28))
+    dscores = rng.standard_normal((4, 2))
+
+    def loss_of(D, x_=x):
+        return float((dc.discriminate(dict(model, D=D), x_, mbstd_group=2)[0] * dscores).sum())
+    dx, grads = dc.discriminate_backward(dscores, dc.discriminate(model, x, mbstd_group=2)[1])
+    _directional_check(loss_of, model["D"], grads, rng)
+    v = rng.standard_normal(x.shape)
+    v /= np.sqrt((v * v).sum())
+    numeric = (loss_of(model["D"], x + 1e-6 * v) - loss_of(model["D"], x - 1e-6 * v)) / 2e-6
+    assert float((dx * v).sum()) == pytest.approx(numeric, rel=1e-5), "dx"
+
+
 def test_discriminator_gradients_with_spectral_norm_at_a_converged_power_iteration():
     cfg = dc.DCGANConfig(width=2, spectral_norm=True)
     model = _model64(cfg, 2)
