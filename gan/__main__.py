@@ -115,9 +115,9 @@ def _dcgan_arguments(p):
     p.add_argument("--lr", type=positive_float, default=None, help="learning rate of D and G (default 1e-3)")
     p.add_argument("--width", type=positive_int, default=32, help="channels of the first convolutions")
     p.add_argument("--no-spectral-norm", action="store_true", help="D without spectral norm")
-    p.add_argument("--mbstd-group", type=natural, default=0,
+    p.add_argument("--mbstd-group", type=natural, default=4,
                    help="M > 0: D's minibatch standard deviation over groups of M images (must divide "
-                        "--batch; ProGAN uses 4); 0 (default): none")
+                        "--batch; default 4, as ProGAN); 0: none")
     p.add_argument("--n-eval", type=positive_int, default=None, help="samples scored (default 10000, "
                                                                      "quick 1000)")
     p.add_argument("--seed", type=natural, default=0)

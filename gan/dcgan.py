@@ -42,7 +42,7 @@ class DCGANConfig:
     lr_g: float = 1e-3
     spectral_norm: bool = True  # on D's convolutions
     batch_norm: bool = True     # in G
-    mbstd_group: int = 0        # M > 0: D's minibatch standard deviation over groups of M images
+    mbstd_group: int = 4        # M > 0: D's minibatch standard deviation over groups of M images; 0: none
     seed: int = 0
 
 
@@ -204,6 +204,9 @@ def discriminate(model, x, conv=plain_conv, mbstd_group=0):
     for name in ("conv1", "conv2"):
         if name == "conv2" and mbstd_group:
             h, mbstd = minibatch_stddev_forward(h, mbstd_group)             # (B, W + 1, 14, 14)
+        if name == "conv2" and D["conv2.weight"].shape[1] != h.shape[1]:
+            raise ValueError(f"conv2.weight takes {D['conv2.weight'].shape[1]} channels but gets {h.shape[1]}: "
+                             "pass the mbstd_group the model was made with")
         w, u, sn[name] = _conv_weight(D, state, name)
         if u is not None:
             new_state[name] = u

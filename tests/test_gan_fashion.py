@@ -47,8 +47,9 @@ def _directional_check(loss_of, params, grads, rng, eps=1e-6, rel=1e-5):
 
 @pytest.mark.parametrize("n_stages", [1, 3])
 def test_discriminator_gradients(n_stages):
-    """D without spectral norm (exact), every parameter and the input x, plain and CR heads."""
-    cfg = dc.DCGANConfig(width=2, n_stages=n_stages, spectral_norm=False)
+    """D without spectral norm (exact) and without the minibatch standard deviation, every parameter and
+    the input x, plain and CR heads."""
+    cfg = dc.DCGANConfig(width=2, n_stages=n_stages, spectral_norm=False, mbstd_group=0)
     model = _model64(cfg, 0)
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (3, 1, 28, 28))
@@ -96,10 +97,12 @@ def test_discriminator_gradients_with_minibatch_stddev():
     v /= np.sqrt((v * v).sum())
     numeric = (loss_of(model["D"], x + 1e-6 * v) - loss_of(model["D"], x - 1e-6 * v)) / 2e-6
     assert float((dx * v).sum()) == pytest.approx(numeric, rel=1e-5), "dx"
+    with pytest.raises(ValueError, match="mbstd_group"):          # the model has the extra channel
+        dc.discriminate(model, x)
 
 
 def test_discriminator_gradients_with_spectral_norm_at_a_converged_power_iteration():
-    cfg = dc.DCGANConfig(width=2, spectral_norm=True)
+    cfg = dc.DCGANConfig(width=2, spectral_norm=True, mbstd_group=0)
     model = _model64(cfg, 2)
     x = np.random.default_rng(3).uniform(-1, 1, (2, 1, 28, 28))
     for _ in range(200):                                  # converge u, then hold it fixed
@@ -147,7 +150,7 @@ def test_tuned_convolutions_give_the_plain_run():
 
 def test_training_is_deterministic_per_seed():
     images = np.random.default_rng(8).uniform(-1, 1, (30, 1, 28, 28)).astype(np.float32)
-    cfg = dc.DCGANConfig(width=4, steps=2, batch=6)
+    cfg = dc.DCGANConfig(width=4, steps=2, batch=8)
     a, _, _ = train_dcgan(cfg, images)
     b, _, _ = train_dcgan(cfg, images)
     for k in a["G"]:
