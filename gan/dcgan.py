@@ -45,6 +45,10 @@ class DCGANConfig:
     mbstd_group: int = 4        # M > 0: D's minibatch standard deviation over groups of M images; 0: none
     seed: int = 0
 
+    def __post_init__(self):
+        if self.mbstd_group < 0 or (self.mbstd_group and self.batch % self.mbstd_group):
+            raise ValueError(f"mbstd_group must be 0 or divide the batch {self.batch}, got {self.mbstd_group}")
+
 
 def _normal(rng, shape, std, dtype=np.float32):
     return (rng.standard_normal(shape) * std).astype(dtype)

@@ -26,8 +26,6 @@ def train_dcgan(cfg, images, progress=None, log_every=500, conv=conv_fast):
     """
     if cfg.steps < 1 or cfg.batch < 1:
         raise ValueError(f"steps and batch must be >= 1, got steps={cfg.steps}, batch={cfg.batch}")
-    if cfg.mbstd_group < 0 or (cfg.mbstd_group and cfg.batch % cfg.mbstd_group):
-        raise ValueError(f"mbstd_group must be 0 or divide the batch {cfg.batch}, got {cfg.mbstd_group}")
     rng = np.random.default_rng(cfg.seed)
     model = init_dcgan(cfg, rng)
     opt_d = Adam(model["D"], cfg.lr_d, betas=(0.5, 0.999))

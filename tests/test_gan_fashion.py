@@ -213,6 +213,18 @@ def test_missing_data_is_an_error_line(tmp_path, capsys):
     assert not any("Traceback" in line for line in err)
 
 
+def test_a_group_that_does_not_divide_the_batch_is_refused_before_any_work(tmp_path, capsys):
+    from gan.__main__ import main
+    with pytest.raises(ValueError, match="mbstd_group"):
+        dc.DCGANConfig(batch=64, mbstd_group=3)
+    # an empty cache: the evaluator would be trained first if the flags were not checked before
+    assert main(["fashion", "--quick", "--mbstd-group", "3", "--cache", str(tmp_path / "c"),
+                 "--data-dir", str(tmp_path), "--png", ""]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m gan: error: mbstd_group must be 0 or divide")
+    assert not (tmp_path / "c").exists()
+
+
 def test_welch_t_and_the_comparison_table():
     from gan.fashion_compare import format_table, summarize, welch_t
     a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0]
