@@ -71,7 +71,7 @@ def test_minibatch_stddev_values_and_gradient():
     h = rng.standard_normal((6, 2, 3, 4))
     out, cache = dc.minibatch_stddev_forward(h, 3)
     np.testing.assert_array_equal(out[:, :2], h)
-    for g, rows in enumerate((slice(0, 3), slice(3, 6))):        # groups of 3 consecutive images
+    for rows in (slice(0, 3), slice(3, 6)):                      # groups of 3 consecutive images
         expect = np.sqrt(h[rows].var(axis=0) + 1e-8).mean()
         np.testing.assert_allclose(out[rows, 2], expect, rtol=1e-12)
     check_grad(lambda x: dc.minibatch_stddev_forward(x, 3)[0], [h],
