@@ -8,8 +8,13 @@ and the generator's mirror image through conv_transpose2d (128 -> 64 -> 1 channe
 One timed run is the forward pass of all four and the backward pass (dx, dw, db) of all four with a
 fixed upstream gradient; the reference is torch.nn.functional with autograd on the same threads.
 Ours is the tuned twin gan/conv_fast.py (channels-last windows, im2col as one strided copy, col2im
-with the stride-2 taps grouped 2 x 2, copies spread over the BLAS threads); --plain times the plain layer gan/conv.py (im2col
-and one matrix product over the whole batch) instead.
+with the stride-2 taps grouped 2 x 2, copies spread over the BLAS threads); --plain times the plain
+layer gan/conv.py (im2col and one matrix product over the whole batch) instead.
+
+The record also holds `products_s`: the time of the tuned layers' matrix products alone (three per
+layer, of the shapes conv_fast.py multiplies, on random arrays), and `products_over_reference`, that
+time over PyTorch's. Over 1 it says that no arrangement of the copies around these products can bring
+the ratio to 1: the products would have to get faster.
 """
 import sys
 
@@ -41,6 +46,34 @@ def _arrays(rng, batch):
         y, _ = PAIRS[kind][0](x, w, b, 2, 1)
         out.append((kind, x, w, b, rng.standard_normal(y.shape).astype(np.float32)))
     return out
+
+
+def _product_shapes(arrays):
+    """(kind, M, K, N) of each layer's products in conv_fast.py: M rows (pixels), inner K, N columns.
+
+    conv: cols (B OH OW, KH KW Cin) @ (KH KW Cin, Cout); transpose: x (B H W, Cin) @ (Cin, KH KW Cout).
+    """
+    shapes = []
+    for kind, x, w, _, dout in arrays:
+        if kind == "conv":
+            shapes.append((kind, dout.shape[0] * dout.shape[2] * dout.shape[3], int(np.prod(w.shape[1:])), w.shape[0]))
+        else:
+            shapes.append((kind, x.shape[0] * x.shape[2] * x.shape[3], w.shape[0], int(np.prod(w.shape[1:]))))
+    return shapes
+
+
+def _products(rng, shapes):
+    """One call: every layer's three products (forward, weight gradient, input gradient) as conv_fast does
+    them; the weight gradient turned by conv_fast._product as there."""
+    mats = [(kind, *(rng.standard_normal(s).astype(np.float32) for s in ((M, K), (K, N), (M, N))))
+            for kind, M, K, N in shapes]
+
+    def run():
+        for kind, a, b, g in mats:
+            a @ b
+            conv_fast._product(g.T, a) if kind == "conv" else conv_fast._product(a.T, g)
+            g @ b.T
+    return run
 
 
 def _ours(arrays, pairs):
@@ -83,6 +116,9 @@ def run(args):
     else:
         print("torch is not installed: timing ours only", file=sys.stderr)
     ours_s, ref_s = time_pair(_ours(arrays, pairs), ref, repeats, label="conv2d")
+    products_s, _ = time_pair(_products(np.random.default_rng(1), _product_shapes(arrays)), None, repeats,
+                              label="conv2d, matrix products alone")
     return result("conv2d", ours_s, ref_s, args.threads, layer=layer, batch=batch, dtype="float32",
                   layers=[f"{kind} {x.shape[1:]} w{w.shape}" for kind, x, w, _, _ in arrays],
-                  max_abs_diff_dw_layer2=err)
+                  max_abs_diff_dw_layer2=err, products_s=round(products_s, 6),
+                  products_over_reference=None if not ref_s else round(products_s / ref_s, 4))

@@ -150,3 +150,20 @@ def test_col2im_adds_the_taps_of_the_plain_layer_in_its_order(stride, kernel, pa
     plain_cols = cols.reshape(B, OH, OW, K, K, C).transpose(5, 3, 4, 0, 1, 2).reshape(C * K * K, -1)
     want = conv.col2im(plain_cols, (B, C, Hp, Wp), K, K, S, OH, OW)          # (B, C, Hp, Wp)
     np.testing.assert_array_equal(got.transpose(0, 3, 1, 2), want)
+
+
+def test_the_benchmark_times_the_products_the_twin_computes():
+    """`python -m bench conv2d` reports the matrix products alone as a floor: their shapes must be the
+    twin's own (the forward product's rows and inner size, and the output width)."""
+    from bench import conv2d as bench_conv2d
+    arrays = bench_conv2d._arrays(np.random.default_rng(0), 2)
+    shapes = bench_conv2d._product_shapes(arrays)
+    assert [s[0] for s in shapes] == ["conv", "conv", "transpose", "transpose"]
+    for (kind, x, w, b, dout), (_, M, K, N) in zip(arrays, shapes):
+        if kind == "conv":
+            out, cache = conv_fast.conv2d_forward(x, w, b, 2, 1)
+            assert cache[0].shape == (M, K) and out.shape[1] == N
+        else:
+            out, cache = conv_fast.conv_transpose2d_forward(x, w, b, 2, 1)
+            assert cache[0].shape == (M, K) and N == w.shape[1] * w.shape[2] * w.shape[3]
+    bench_conv2d._products(np.random.default_rng(1), shapes)()           # runs on these shapes
