@@ -71,7 +71,10 @@ def _products(rng, shapes):
     def run():
         for kind, a, b, g in mats:
             a @ b
-            conv_fast._product(g.T, a) if kind == "conv" else conv_fast._product(a.T, g)
+            if kind == "conv":
+                conv_fast._product(g.T, a)
+            else:
+                conv_fast._product(a.T, g)
             g @ b.T
     return run
 

@@ -170,7 +170,7 @@ def minibatch_stddev_forward(h, group):
     centred = hg - hg.mean(axis=1, keepdims=True)                          # (B/M, M, C, H, W)
     sigma = ((centred ** 2).mean(axis=1) + 1e-8) ** 0.5                    # (B/M, C, H, W)
     s = sigma.mean(axis=(1, 2, 3))                                         # (B/M,)
-    channel = xp.broadcast_to(xp.repeat(s, group)[:, None, None, None], (B, 1, H, W)).astype(h.dtype)
+    channel = xp.broadcast_to(xp.repeat(s, group)[:, None, None, None], (B, 1, H, W))    # a view
     return xp.concatenate([h, channel], axis=1), (centred, sigma, group)
 
 
@@ -206,11 +206,12 @@ def discriminate(model, x, conv=plain_conv, mbstd_group=0):
     convs = []
     mbstd = None
     for name in ("conv1", "conv2"):
-        if name == "conv2" and mbstd_group:
-            h, mbstd = minibatch_stddev_forward(h, mbstd_group)             # (B, W + 1, 14, 14)
-        if name == "conv2" and D["conv2.weight"].shape[1] != h.shape[1]:
-            raise ValueError(f"conv2.weight takes {D['conv2.weight'].shape[1]} channels but gets {h.shape[1]}: "
-                             "pass the mbstd_group the model was made with")
+        if name == "conv2":
+            if mbstd_group:
+                h, mbstd = minibatch_stddev_forward(h, mbstd_group)         # (B, W + 1, 14, 14)
+            if D["conv2.weight"].shape[1] != h.shape[1]:                    # conv2d's own error, with the cause
+                raise ValueError(f"conv2.weight takes {D['conv2.weight'].shape[1]} channels but gets "
+                                 f"{h.shape[1]}: pass the mbstd_group the model was made with")
         w, u, sn[name] = _conv_weight(D, state, name)
         if u is not None:
             new_state[name] = u
