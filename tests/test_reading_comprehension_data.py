@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from minibert.reading_comprehension.data import (RELATIONS, accepted_answers, check_records, load_records,
-                                                 save_records, synthetic_corpus)
+from minibert.reading_comprehension.data import (RELATIONS, accepted_answers, check_records, dev_records,
+                                                 load_records, save_records, synthetic_corpus)
 from minibert.reading_comprehension.metric import (char_f1, exact_match, normalize, score_predictions,
                                                    write_predictions)
 from minibert.reading_comprehension.train import choose_label, clean_passage
@@ -131,6 +131,15 @@ def test_synthetic_corpus_seeded_held_out_and_varied(tmp_path):
     again, test_again, stages = synthetic_corpus(300, 100, seed=3, n_people=400, curriculum=[("easy", 5)])
     assert train == again and test == test_again, "seeded, and independent of the curriculum"
     assert none == [] and len(stages[0][1]) == 5
+    # the held-out questions draw from a stream of their own: their number changes nothing else, and a
+    # shorter held-out set is the start of a longer one
+    more_train, more_test, more_stages = synthetic_corpus(300, 140, seed=3, n_people=400,
+                                                          curriculum=[("easy", 5)])
+    assert more_train == train and more_stages == stages and more_test[:100] == test
+    # development questions: about training people only, their own stream, seeded
+    dev = dev_records(60, seed=3, n_people=400)
+    assert dev == dev_records(60, seed=3, n_people=400) and dev[:20] == dev_records(20, seed=3, n_people=400)
+    assert all(r["id"].startswith("dev-") for r in dev) and dev != train[:60]
     path = tmp_path / "t.json"
     save_records(test, str(path))
     assert load_records(str(path)) == test
@@ -142,6 +151,8 @@ def test_synthetic_corpus_seeded_held_out_and_varied(tmp_path):
     # no held-out person (three-character names: a two-character one may be part of a longer name)
     # appears anywhere in the training passages
     assert not any(n in train_text for n in test_names if len(n) == 3)
+    dev_names = {m.group(1) for r in dev for m in (p.fullmatch(r["question"]) for p in patterns) if m}
+    assert len(dev_names) > 10 and not dev_names & test_names, "development questions ask about training people"
     counts = [len(r["passages"]) for r in train]
     assert min(counts) >= 2 and max(counts) >= 4
     with_ans = [sum(bool(p["answer"]) for p in r["passages"]) for r in train]

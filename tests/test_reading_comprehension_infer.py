@@ -250,26 +250,40 @@ def test_quick_demo_runs(tmp_path):
     assert "cut short" in cut.stdout and "cut short" in cut.stderr
     assert sum(ln.startswith("Q: ") for ln in lines) == 6
     assert os.path.isfile(tmp_path / "model" / "model.safetensors")
-    # the saved members answer through the predict subcommand, together (the demo's score) and alone
-    # (each member's score); evaluate scores those files
+    # the saved members answer through the predict subcommand, together and alone; evaluate scores those
+    # files: on the held-out questions, the figures of the JSON; on the development questions, the scores
+    # that chose the model, which is the one with the best of them (the members read as one on a tie)
     members = [str(tmp_path / "model"), str(tmp_path / "model-2")]
-    for models, expect in ((members, figures["score"]), (members[:1], figures["member_scores"][0]),
-                           (members[1:], figures["member_scores"][1])):
+    candidates = [members, members[:1], members[1:]]
+    held_out = [figures["score_members_as_one"], *figures["member_scores"]]
+    assert figures["dev_questions"] == 30 and len(figures["dev_scores"]) == 3
+    chosen = max(range(3), key=lambda i: (figures["dev_scores"][i], -i))
+    assert figures["chosen"] == ["members read as one", "member 1 alone", "member 2 alone"][chosen]
+    assert figures["score"] == held_out[chosen]
+
+    def score(models, data):
         pred = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "predict", "--model",
-                               *models, "--data", str(tmp_path / "test.json"), "--out", str(tmp_path / "p2.tsv")],
+                               *models, "--data", str(tmp_path / data), "--out", str(tmp_path / "p2.tsv")],
                               capture_output=True, text=True, timeout=60, env=env)
         assert pred.returncode == 0, pred.stderr[-2000:]
         ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
-                             str(tmp_path / "test.json"), "--predictions", str(tmp_path / "p2.tsv")],
+                             str(tmp_path / data), "--predictions", str(tmp_path / "p2.tsv")],
                             capture_output=True, text=True, timeout=60, env=env)
-        assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(expect, abs=1e-4)
+        return json.loads(ev.stdout.strip().splitlines()[-1])["score"]
+    for models, expect, dev in zip(candidates, held_out, figures["dev_scores"]):
+        assert score(models, "test.json") == pytest.approx(expect, abs=1e-4)
+        assert score(models, "dev.json") == pytest.approx(dev, abs=1e-4)
+    ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
+                         str(tmp_path / "test.json"), "--predictions", str(tmp_path / "predictions.tsv")],
+                        capture_output=True, text=True, timeout=60, env=env)
+    assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(figures["score"], abs=1e-4)
     # the decoding ablations of the saved members: six rows, the default one equal to the demo's score
     ab = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "ablations", "--model",
                          *members, "--data", str(tmp_path / "test.json")],
                         capture_output=True, text=True, timeout=120, env=env)
     assert ab.returncode == 0, ab.stderr[-2000:]
     rows = json.loads(ab.stdout.strip().splitlines()[-1])["ablations"]
-    assert len(rows) == 6 and rows[0]["score"] == pytest.approx(figures["score"], abs=1e-4)
+    assert len(rows) == 6 and rows[0]["score"] == pytest.approx(figures["score_members_as_one"], abs=1e-4)
     assert rows[4]["score"] == rows[5]["score"], "cached and recomputed decoding give the same answers"
     # fine-tuning from a saved BERT directory (--init): here the model just trained
     ft = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "train", "--data",

@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 
 from . import peoples_daily_demo  # noqa: E402
 from .baseline import baseline_score  # noqa: E402
-from .data import EASY_KINDS, accepted_answers, load_records, save_records, synthetic_corpus  # noqa: E402
+from .data import (EASY_KINDS, accepted_answers, dev_records, load_records, save_records,  # noqa: E402
+                   synthetic_corpus)
 from .infer import answer, encode_question  # noqa: E402
 from .members import fit, load_model, member_dir, save_model, train_members  # noqa: E402, F401
 from .metric import exact_match, read_predictions, score_predictions, write_predictions  # noqa: E402
@@ -82,7 +83,11 @@ def build_parser():
                     help="the demo's corpus: the synthetic one, or cloze questions of People's Daily, read by a "
                          "model pretrained on it and by one from scratch (the --pd-* flags; peoples_daily_demo.py)")
     ap.add_argument("--train-questions", type=in_range(1), default=40000)
-    ap.add_argument("--test-questions", type=in_range(1), default=300)
+    ap.add_argument("--test-questions", type=in_range(1), default=1000)
+    ap.add_argument("--dev-questions", type=in_range(0), default=500,
+                    help="questions about training people on which the members, and the members read as one, "
+                         "are scored to choose the model that answers the held-out questions (0: no choice, "
+                         "the members read as one)")
     ap.add_argument("--easy-questions", type=in_range(0), default=20000,
                     help="curriculum stage 1: questions whose passages are two sentences, always answering")
     ap.add_argument("--easy-steps", type=in_range(0), default=1500, help="updates on them (0: no such stage)")
@@ -189,13 +194,38 @@ def run_ablations(args, tok, config, params, test):
     return rows
 
 
+def _score(args, tok, config, params, records):
+    return score_predictions(records, predict(args, tok, config, params, records)[0])["score"]
+
+
+def choose_reader(args, tok, config, params, dev):
+    """The reader of the held-out questions: the members read as one, or one member alone, whichever
+    scores best on the development questions (the members as one on a tie).
+
+    params: one model's parameters or a list of the members'. Returns (candidates, dev_scores, chosen):
+    candidates [(name, params)], the members as one first; dev_scores [] when there was nothing to choose
+    (one model, or no development questions), and then chosen is 0.
+    """
+    if not isinstance(params, list) or len(params) == 1:
+        return [("the model", params)], [], 0
+    candidates = [("members read as one", params)] + [(f"member {m + 1} alone", p) for m, p in enumerate(params)]
+    if not dev:
+        return candidates, [], 0
+    dev_scores = [_score(args, tok, config, p, dev) for _, p in candidates]
+    chosen = max(range(len(candidates)), key=lambda i: (dev_scores[i], -i))
+    _log("development questions (training people): " + ", ".join(
+        f"{name} {x:.3f}" for (name, _), x in zip(candidates, dev_scores)) + f"; chosen: {candidates[chosen][0]}")
+    return candidates, dev_scores, chosen
+
+
 def example_questions(test, preds, seed, n=6):
     """n held-out questions to print, drawn with the seed: half of them wrongly answered ones when there
-    are that many, so the printout shows the model's mistakes as well as its successes."""
+    are that many (more when fewer than half are right), so the printout shows the model's mistakes as
+    well as its successes."""
     rng = np.random.default_rng(seed)
     wrong = [r for r in test if not exact_match(preds[str(r["id"])], accepted_answers(r))]
     right = [r for r in test if exact_match(preds[str(r["id"])], accepted_answers(r))]
-    k = min(len(wrong), n // 2)
+    k = min(len(wrong), max(n // 2, n - len(right)))             # more wrong ones when few are right
     picked = [wrong[i] for i in rng.permutation(len(wrong))[:k]]
     picked += [right[i] for i in rng.permutation(len(right))[:n - k]]
     return [picked[i] for i in rng.permutation(len(picked))]
@@ -204,6 +234,7 @@ def example_questions(test, preds, seed, n=6):
 def run_demo(args):
     if args.quick:
         args.train_questions, args.test_questions = min(args.train_questions, 1500), min(args.test_questions, 60)
+        args.dev_questions = min(args.dev_questions, 30)
         args.easy_questions, args.easy_steps = min(args.easy_questions, 800), min(args.easy_steps, 100)
         args.steps = min(args.steps, 150)
     t_start = time.perf_counter()
@@ -212,9 +243,10 @@ def run_demo(args):
     easy = [(args.easy_kind, args.easy_questions)] if args.easy_questions > 0 and args.easy_steps > 0 else []
     train, test, stages = synthetic_corpus(args.train_questions, args.test_questions, seed=args.seed,
                                            curriculum=easy)
-    for name, recs in [("train", train), ("test", test)] + stages:
+    dev = dev_records(args.dev_questions, seed=args.seed)
+    for name, recs in [("train", train), ("test", test), ("dev", dev)] + stages:
         save_records(recs, os.path.join(work, name + ".json"))
-    _log(f"corpus in {work}: {len(train)} training, {len(test)} held-out"
+    _log(f"corpus in {work}: {len(train)} training, {len(test)} held-out, {len(dev)} development"
          + "".join(f", {len(recs)} {kind}" for kind, recs in stages) + " questions")
     _log(f"training {args.members} model(s) side by side, one process each")
     runs = train_members(args, work, [kind for kind, _ in stages], args.members)
@@ -222,23 +254,27 @@ def run_demo(args):
     tok, config, params = load_models([member_dir(work, m) for m in range(args.members)])
     params = params if isinstance(params, list) else [params]
     train_seconds = time.perf_counter() - t_start
-    preds, qps = predict(args, tok, config, params, test)
+    candidates, dev_scores, chosen = choose_reader(args, tok, config, params, dev)
+    preds, qps = predict(args, tok, config, candidates[chosen][1], test)
     write_predictions(preds, os.path.join(work, "predictions.tsv"))
     s = score_predictions(test, preds)
-    member_scores = [s["score"]] if len(params) == 1 else \
-        [score_predictions(test, predict(args, tok, config, p, test)[0])["score"] for p in params]
+    test_scores = [s["score"] if i == chosen else _score(args, tok, config, p, test)
+                   for i, (_, p) in enumerate(candidates)]
+    member_scores = test_scores[1:] if len(params) > 1 else test_scores
     for r in example_questions(test, preds, args.seed):
         gold = accepted_answers(r)[0]
         ok = "right" if exact_match(preds[str(r["id"])], accepted_answers(r)) else "WRONG"
         print(f"Q: {r['question']}  passages: {len(r['passages'])}  gold: {gold or '(none)'}  "
               f"model: {preds[str(r['id'])] or '(none)'}  {ok}")
     na = {k: "n/a" if s[k] is None else f"{s[k]:.3f}" for k in ("no_answer_precision", "no_answer_recall")}
-    print(f"held-out: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score {s['score']:.3f}  no-answer "
-          f"precision {na['no_answer_precision']}  recall {na['no_answer_recall']}  {qps:.1f} questions/s")
+    print(f"held-out, {candidates[chosen][0]}: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score "
+          f"{s['score']:.3f}  no-answer precision {na['no_answer_precision']}  recall "
+          f"{na['no_answer_recall']}  {qps:.1f} questions/s")
     base, reader = baseline_score(test)
     print(f"best name-blind reader ({reader}): score {base:.3f}")
     if args.members > 1:
-        print("each model alone: score " + ", ".join(f"{x:.3f}" for x in member_scores))
+        print(f"held-out scores: members read as one {test_scores[0]:.3f}, each model alone "
+              + ", ".join(f"{x:.3f}" for x in member_scores))
     if args.ablations:
         run_ablations(args, tok, config, params, test)
     if not completed:
@@ -247,7 +283,10 @@ def run_demo(args):
               "are not those of the full budget")
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
                "completed": completed, **_rounded(_figures(s)), "baseline_score": round(base, 4),
-               "members": args.members, "member_scores": [round(x, 4) for x in member_scores],
+               "members": args.members, "chosen": candidates[chosen][0],
+               "dev_questions": len(dev), "dev_scores": [round(x, 4) for x in dev_scores],
+               "score_members_as_one": round(test_scores[0], 4),
+               "member_scores": [round(x, 4) for x in member_scores],
                "questions_per_second": round(qps, 1),
                "train_steps": [h[-1][0] if h else 0 for h in histories],
                "train_loss_last": [round(h[-1][1], 4) if h else None for h in histories],

@@ -244,25 +244,39 @@ def synthetic_records(n, rng, people, prefix, kind="full"):
     return [_question(rng, k, people, people, prefix, kind) for k in range(n)]
 
 
+def _people(seed, n_people, held_out):
+    """(rng, train_people, test_people): the people of a seed; rng has drawn them and draws on from there."""
+    rng = np.random.default_rng(seed)
+    names = _names(rng, n_people)
+    order = rng.permutation(n_people)
+    n_out = max(3, int(round(held_out * n_people)))
+    return rng, sorted(names[i] for i in order[n_out:]), sorted(names[i] for i in order[:n_out])
+
+
 def synthetic_corpus(n_train=4000, n_test=300, seed=0, n_people=4000, held_out=0.25, curriculum=()):
     """(train, test, stages): train and test are 'full' questions, and test questions are about people
     absent from the training split.
 
     curriculum: (kind, n) pairs, e.g. [("easy", 20000)]; stages: the matching
-    [(kind, records)] about the training people, drawn after train and test, so those two do not
-    depend on the curriculum. A colleague of a training person is always a training person (and
-    likewise for test people), so no held-out name ever appears in a training passage.
+    [(kind, records)] about the training people, drawn after train. The test questions come from a
+    random stream of their own (seeded by (seed, 1)), so neither their number nor the curriculum changes
+    what the others hold. A colleague of a training person is always a training person (and likewise
+    for test people), so no held-out name ever appears in a training passage.
     """
-    rng = np.random.default_rng(seed)
-    names = _names(rng, n_people)
-    order = rng.permutation(n_people)
-    n_out = max(3, int(round(held_out * n_people)))
-    test_people = sorted(names[i] for i in order[:n_out])
-    train_people = sorted(names[i] for i in order[n_out:])
+    rng, train_people, test_people = _people(seed, n_people, held_out)
     train = synthetic_records(n_train, rng, train_people, "train-")
-    test = synthetic_records(n_test, rng, test_people, "test-")
     stages = [(kind, synthetic_records(n, rng, train_people, f"{kind}-", kind)) for kind, n in curriculum]
+    test = synthetic_records(n_test, np.random.default_rng([seed, 1]), test_people, "test-")
     return train, test, stages
+
+
+def dev_records(n, seed=0, n_people=4000, held_out=0.25):
+    """n 'full' questions about the training people of synthetic_corpus(seed=seed) (same n_people and
+    held_out), from a random stream of their own (seeded by (seed, 2)): a development set to choose
+    between trained models without looking at the held-out people. The facts are drawn afresh for every
+    question, so a model has not seen these answers, only these names."""
+    _, train_people, _ = _people(seed, n_people, held_out)
+    return synthetic_records(n, np.random.default_rng([seed, 2]), train_people, "dev-")
 
 
 def corpus_characters(records):
