@@ -301,3 +301,15 @@ def test_quick_demo_runs(tmp_path):
     assert "stage 1 of 2: 2 updates at lr 0.003" in cur.stderr
     assert f"stage 2 of 2: 3 updates at lr 0.002 on {20 + len(easy)} training and curriculum" in cur.stderr
     assert json.loads(cur.stdout.strip().splitlines()[-1])["steps"] == 5
+
+
+def test_choose_reader_when_there_is_nothing_to_choose():
+    from minibert.reading_comprehension.__main__ import choose_reader
+    one, two = {"w": 1}, [{"a": 1}, {"b": 2}]
+    # one model (alone or in a list of one): it reads, and no development question is scored
+    assert choose_reader(None, None, None, one, [{"id": "dev-0"}]) == ([("the model", one)], [], 0)
+    assert choose_reader(None, None, None, [one], [{"id": "dev-0"}]) == ([("the model", [one])], [], 0)
+    # members but no development questions: the members read as one
+    candidates, dev_scores, chosen = choose_reader(None, None, None, two, [])
+    assert [name for name, _ in candidates] == ["members read as one", "member 1 alone", "member 2 alone"]
+    assert candidates[0][1] is two and candidates[2][1] is two[1] and dev_scores == [] and chosen == 0
