@@ -313,3 +313,14 @@ def test_choose_reader_when_there_is_nothing_to_choose():
     candidates, dev_scores, chosen = choose_reader(None, None, None, two, [])
     assert [name for name, _ in candidates] == ["members read as one", "member 1 alone", "member 2 alone"]
     assert candidates[0][1] is two and candidates[2][1] is two[1] and dev_scores == [] and chosen == 0
+
+
+def test_choose_reader_takes_the_best_development_score(monkeypatch):
+    from minibert.reading_comprehension import __main__ as demo
+    two = [{"a": 1}, {"b": 2}]
+    for scores, expect in (([0.5, 0.7, 0.6], 1), ([0.5, 0.6, 0.7], 2), ([0.7, 0.7, 0.7], 0), ([0.6, 0.7, 0.7], 1)):
+        by_reader = {id(two): scores[0], id(two[0]): scores[1], id(two[1]): scores[2]}
+        monkeypatch.setattr(demo, "_score", lambda args, tok, config, params, records: by_reader[id(params)])
+        candidates, dev_scores, chosen = demo.choose_reader(None, None, None, two, [{"id": "dev-0"}])
+        assert dev_scores == scores and chosen == expect, (scores, chosen)
+        assert candidates[chosen][1] is [two, two[0], two[1]][expect]

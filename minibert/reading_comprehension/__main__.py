@@ -1,7 +1,8 @@
 """`python -m minibert.reading_comprehension [train | predict | evaluate]`.
 
 With no subcommand: generate the synthetic corpus, train --members small models from scratch side by side
-(two by default, one process each: members.py), answer the held-out questions with them read as one model,
+(two by default, one process each: members.py), choose on development questions about training people
+between them read as one model and each alone, answer the held-out questions with the chosen reader,
 print a few of them, then accuracy, F1, score, no-answer precision / recall and questions/s;
 the last line of stdout is one JSON object. Progress goes to stderr. With `--corpus peoples-daily`: the
 same for cloze questions of People's Daily, pretrained against from scratch (peoples_daily_demo.py).
@@ -220,8 +221,8 @@ def choose_reader(args, tok, config, params, dev):
 
 def example_questions(test, preds, seed, n=6):
     """n held-out questions to print, drawn with the seed: half of them wrongly answered ones when there
-    are that many (more when fewer than half are right), so the printout shows the model's mistakes as
-    well as its successes."""
+    are that many, and more when fewer than n - n // 2 are right, so the printout shows the model's
+    mistakes as well as its successes and has n lines whenever the test set has n questions."""
     rng = np.random.default_rng(seed)
     wrong = [r for r in test if not exact_match(preds[str(r["id"])], accepted_answers(r))]
     right = [r for r in test if exact_match(preds[str(r["id"])], accepted_answers(r))]
@@ -284,7 +285,7 @@ def run_demo(args):
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
                "completed": completed, **_rounded(_figures(s)), "baseline_score": round(base, 4),
                "members": args.members, "chosen": candidates[chosen][0],
-               "dev_questions": len(dev), "dev_scores": [round(x, 4) for x in dev_scores],
+               "dev_questions": len(dev) if dev_scores else 0, "dev_scores": [round(x, 4) for x in dev_scores],
                "score_members_as_one": round(test_scores[0], 4),
                "member_scores": [round(x, 4) for x in member_scores],
                "questions_per_second": round(qps, 1),
