@@ -261,22 +261,22 @@ def test_quick_demo_runs(tmp_path):
     assert figures["chosen"] == ["members read as one", "member 1 alone", "member 2 alone"][chosen]
     assert figures["score"] == held_out[chosen]
 
+    def evaluated(data, predictions):
+        ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
+                             str(tmp_path / data), "--predictions", str(tmp_path / predictions)],
+                            capture_output=True, text=True, timeout=60, env=env)
+        return json.loads(ev.stdout.strip().splitlines()[-1])["score"]
+
     def score(models, data):
         pred = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "predict", "--model",
                                *models, "--data", str(tmp_path / data), "--out", str(tmp_path / "p2.tsv")],
                               capture_output=True, text=True, timeout=60, env=env)
         assert pred.returncode == 0, pred.stderr[-2000:]
-        ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
-                             str(tmp_path / data), "--predictions", str(tmp_path / "p2.tsv")],
-                            capture_output=True, text=True, timeout=60, env=env)
-        return json.loads(ev.stdout.strip().splitlines()[-1])["score"]
+        return evaluated(data, "p2.tsv")
     for models, expect, dev in zip(candidates, held_out, figures["dev_scores"]):
         assert score(models, "test.json") == pytest.approx(expect, abs=1e-4)
         assert score(models, "dev.json") == pytest.approx(dev, abs=1e-4)
-    ev = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "evaluate", "--data",
-                         str(tmp_path / "test.json"), "--predictions", str(tmp_path / "predictions.tsv")],
-                        capture_output=True, text=True, timeout=60, env=env)
-    assert json.loads(ev.stdout.strip().splitlines()[-1])["score"] == pytest.approx(figures["score"], abs=1e-4)
+    assert evaluated("test.json", "predictions.tsv") == pytest.approx(figures["score"], abs=1e-4)
     # the decoding ablations of the saved members: six rows, the default one equal to the demo's score
     ab = subprocess.run([sys.executable, "-m", "minibert.reading_comprehension", "ablations", "--model",
                          *members, "--data", str(tmp_path / "test.json")],
