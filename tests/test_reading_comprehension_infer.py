@@ -303,24 +303,42 @@ def test_quick_demo_runs(tmp_path):
     assert json.loads(cur.stdout.strip().splitlines()[-1])["steps"] == 5
 
 
-def test_choose_reader_when_there_is_nothing_to_choose():
+def test_reading_side_by_side_gives_the_answers_of_one_process(model, tmp_path):
+    """Questions cut into pieces and answered by two processes: every reader's answers are those of
+    predict in this process, whatever the piece size; one process gives them too."""
+    import argparse
+    from minibert.reading_comprehension.members import predict, read_side_by_side, save_model
+    tok, config, params = model
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]
+    for folder, p in zip(folders, (params, _other_model(model, 3))):
+        save_model(folder, tok, config, p)
+    rng = np.random.default_rng(5)
+    records = [{"id": f"q{i}", "question": "甲乙？", "passages": [
+        {"passage": "".join(rng.choice(list(CHARS[:-2]), int(rng.integers(3, 12)))), "answer": ""}
+        for _ in range(int(rng.integers(1, 4)))]} for i in range(7)]
+    args = argparse.Namespace(beam=1, mode="extractive", combine="vote", max_p_len=20, max_q_len=10, max_a_len=5)
+    readers = [folders, folders[:1], folders[1:]]
+    answers, seconds = read_side_by_side(args, readers, [records[:3], records], processes=2, piece=2)
+    alone, _ = read_side_by_side(args, readers, [records[:3], records], processes=1, piece=5)
+    for i, models in enumerate([[params, _other_model(model, 3)], params, _other_model(model, 3)]):
+        for j, recs in enumerate([records[:3], records]):
+            expect, _ = predict(args, tok, config, models, recs, log=None)
+            assert answers[i][j] == expect == alone[i][j], (i, j)
+            assert seconds[i][j] > 0
+    assert any(a for a in answers[0][1].values()), "a random model that rarely says no answer answers"
+
+
+def test_readers_of_the_members():
+    from minibert.reading_comprehension.__main__ import readers_of
+    # one model: it reads alone
+    assert readers_of(["m"]) == [("the model", ["m"])]
+    # two members: as one first, then each alone
+    assert readers_of(["m", "m-2"]) == [("members read as one", ["m", "m-2"]), ("member 1 alone", ["m"]),
+                                        ("member 2 alone", ["m-2"])]
+
+
+def test_choose_reader_takes_the_best_development_score():
     from minibert.reading_comprehension.__main__ import choose_reader
-    one, two = {"w": 1}, [{"a": 1}, {"b": 2}]
-    # one model (alone or in a list of one): it reads, and no development question is scored
-    assert choose_reader(None, None, None, one, [{"id": "dev-0"}]) == ([("the model", one)], [], 0)
-    assert choose_reader(None, None, None, [one], [{"id": "dev-0"}]) == ([("the model", [one])], [], 0)
-    # members but no development questions: the members read as one
-    candidates, dev_scores, chosen = choose_reader(None, None, None, two, [])
-    assert [name for name, _ in candidates] == ["members read as one", "member 1 alone", "member 2 alone"]
-    assert candidates[0][1] is two and candidates[2][1] is two[1] and dev_scores == [] and chosen == 0
-
-
-def test_choose_reader_takes_the_best_development_score(monkeypatch):
-    from minibert.reading_comprehension import __main__ as demo
-    two = [{"a": 1}, {"b": 2}]
+    assert choose_reader([]) == 0, "nothing to choose from: the first reader"
     for scores, expect in (([0.5, 0.7, 0.6], 1), ([0.5, 0.6, 0.7], 2), ([0.7, 0.7, 0.7], 0), ([0.6, 0.7, 0.7], 1)):
-        by_reader = {id(two): scores[0], id(two[0]): scores[1], id(two[1]): scores[2]}
-        monkeypatch.setattr(demo, "_score", lambda args, tok, config, params, records: by_reader[id(params)])
-        candidates, dev_scores, chosen = demo.choose_reader(None, None, None, two, [{"id": "dev-0"}])
-        assert dev_scores == scores and chosen == expect, (scores, chosen)
-        assert candidates[chosen][1] is [two, two[0], two[1]][expect]
+        assert choose_reader(scores) == expect, scores

@@ -31,8 +31,8 @@ from . import peoples_daily_demo  # noqa: E402
 from .baseline import baseline_score  # noqa: E402
 from .data import (EASY_KINDS, accepted_answers, dev_records, load_records, save_records,  # noqa: E402
                    synthetic_corpus)
-from .infer import answer, encode_question  # noqa: E402
-from .members import fit, load_model, member_dir, save_model, train_members  # noqa: E402, F401
+from .members import (fit, load_model, load_models, member_dir, note_cut_passages, predict,  # noqa: E402, F401
+                      read_side_by_side, save_model, train_members)
 from .metric import exact_match, read_predictions, score_predictions, write_predictions  # noqa: E402
 
 
@@ -131,36 +131,6 @@ def _stage(arg):
     return path, load_records(path), int(steps)
 
 
-def load_models(paths):
-    """(tokenizer, config, params) of one model folder, or of several (params then a list: an ensemble,
-    read as one model); ValueError when their vocabularies or configurations differ."""
-    models = [load_model(p) for p in paths]
-    tok, config = models[0][0], models[0][1]
-    for path, (t, c, _) in zip(paths[1:], models[1:]):
-        if t.id_to_token != tok.id_to_token or c != config:
-            raise ValueError(f"--model {path}: its vocabulary or configuration differs from {paths[0]}'s; "
-                             "the models of an ensemble must share both")
-    return tok, config, models[0][2] if len(models) == 1 else [p for _, _, p in models]
-
-
-def predict(args, tok, config, params, records, decoder=None):
-    """id -> answer for every record; also the questions per second and the passages cut."""
-    kw = dict(beam_size=args.beam, mode=args.mode, combine=args.combine, max_p_len=args.max_p_len,
-              max_q_len=args.max_q_len, max_a_len=args.max_a_len)
-    if decoder is not None:
-        kw["decoder"] = decoder
-    cut = sum(encode_question(tok, r["question"], [p["passage"] for p in r["passages"]], args.max_p_len,
-                              args.max_q_len)[3] for r in records)
-    if cut:
-        _log(f"note: {cut} passages are longer than --max-p-len {args.max_p_len} tokens and are cut "
-             "(the token before [SEP] removed until they fit, as bert4keras does)")
-    t0, out = time.perf_counter(), {}
-    for r in records:
-        out[str(r["id"])] = answer(params, config, tok, r["question"], [p["passage"] for p in r["passages"]],
-                                   **kw)[0]
-    return out, len(records) / max(time.perf_counter() - t0, 1e-9)
-
-
 def _figures(s):
     """The scores of score_predictions without its bookkeeping of missing and unknown ids."""
     return {k: v for k, v in s.items() if k not in ("missing_ids", "unknown_ids", "unknown_example")}
@@ -195,28 +165,18 @@ def run_ablations(args, tok, config, params, test):
     return rows
 
 
-def _score(args, tok, config, params, records):
-    return score_predictions(records, predict(args, tok, config, params, records)[0])["score"]
+def readers_of(folders):
+    """The demo's readers of its member folders: [(name, folders read as one)], the members as one
+    first, then each member alone; one member: the model alone."""
+    if len(folders) == 1:
+        return [("the model", folders)]
+    return [("members read as one", folders)] + [(f"member {m + 1} alone", [f]) for m, f in enumerate(folders)]
 
 
-def choose_reader(args, tok, config, params, dev):
-    """The reader of the held-out questions: the members read as one, or one member alone, whichever
-    scores best on the development questions (the members as one on a tie).
-
-    params: one model's parameters or a list of the members'. Returns (candidates, dev_scores, chosen):
-    candidates [(name, params)], the members as one first; dev_scores [] when there was nothing to choose
-    (one model, or no development questions), and then chosen is 0.
-    """
-    if not isinstance(params, list) or len(params) == 1:
-        return [("the model", params)], [], 0
-    candidates = [("members read as one", params)] + [(f"member {m + 1} alone", p) for m, p in enumerate(params)]
-    if not dev:
-        return candidates, [], 0
-    dev_scores = [_score(args, tok, config, p, dev) for _, p in candidates]
-    chosen = max(range(len(candidates)), key=lambda i: (dev_scores[i], -i))
-    _log("development questions (training people): " + ", ".join(
-        f"{name} {x:.3f}" for (name, _), x in zip(candidates, dev_scores)) + f"; chosen: {candidates[chosen][0]}")
-    return candidates, dev_scores, chosen
+def choose_reader(dev_scores):
+    """The index of the reader with the best development score, the first of the best on a tie (the
+    members read as one); 0 when there is nothing to choose from (dev_scores empty)."""
+    return max(range(len(dev_scores)), key=lambda i: (dev_scores[i], -i)) if dev_scores else 0
 
 
 def example_questions(test, preds, seed, n=6):
@@ -252,23 +212,34 @@ def run_demo(args):
     _log(f"training {args.members} model(s) side by side, one process each")
     runs = train_members(args, work, [kind for kind, _ in stages], args.members)
     histories, completed = [h for h, _ in runs], all(c for _, c in runs)
-    tok, config, params = load_models([member_dir(work, m) for m in range(args.members)])
-    params = params if isinstance(params, list) else [params]
     train_seconds = time.perf_counter() - t_start
-    candidates, dev_scores, chosen = choose_reader(args, tok, config, params, dev)
-    preds, qps = predict(args, tok, config, candidates[chosen][1], test)
+    # every reader answers the development and the held-out questions, the questions spread over the
+    # members' processes; the development questions choose the reader of the held-out ones
+    readers = readers_of([member_dir(work, m) for m in range(args.members)])
+    choosing = len(readers) > 1 and len(dev) > 0
+    _log(f"reading {len(dev) if choosing else 0} development and {len(test)} held-out questions with "
+         f"{len(readers)} reader(s), {args.members} process(es)")
+    tok, config, params = load_models(readers[0][1])
+    note_cut_passages(args, tok, dev + test)
+    answers, seconds = read_side_by_side(args, [folders for _, folders in readers], [dev if choosing else [], test],
+                                         processes=args.members)
+    dev_scores = [score_predictions(dev, a[0])["score"] for a in answers] if choosing else []
+    chosen = choose_reader(dev_scores)
+    if choosing:
+        _log("development questions (training people): " + ", ".join(
+            f"{name} {x:.3f}" for (name, _), x in zip(readers, dev_scores)) + f"; chosen: {readers[chosen][0]}")
+    preds, qps = answers[chosen][1], len(test) / max(seconds[chosen][1], 1e-9)
     write_predictions(preds, os.path.join(work, "predictions.tsv"))
     s = score_predictions(test, preds)
-    test_scores = [s["score"] if i == chosen else _score(args, tok, config, p, test)
-                   for i, (_, p) in enumerate(candidates)]
-    member_scores = test_scores[1:] if len(params) > 1 else test_scores
+    test_scores = [score_predictions(test, a[1])["score"] for a in answers]
+    member_scores = test_scores[1:] if len(readers) > 1 else test_scores
     for r in example_questions(test, preds, args.seed):
         gold = accepted_answers(r)[0]
         ok = "right" if exact_match(preds[str(r["id"])], accepted_answers(r)) else "WRONG"
         print(f"Q: {r['question']}  passages: {len(r['passages'])}  gold: {gold or '(none)'}  "
               f"model: {preds[str(r['id'])] or '(none)'}  {ok}")
     na = {k: "n/a" if s[k] is None else f"{s[k]:.3f}" for k in ("no_answer_precision", "no_answer_recall")}
-    print(f"held-out, {candidates[chosen][0]}: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score "
+    print(f"held-out, {readers[chosen][0]}: accuracy {s['accuracy']:.3f}  F1 {s['f1']:.3f}  score "
           f"{s['score']:.3f}  no-answer precision {na['no_answer_precision']}  recall "
           f"{na['no_answer_recall']}  {qps:.1f} questions/s")
     base, reader = baseline_score(test)
@@ -284,8 +255,8 @@ def run_demo(args):
               "are not those of the full budget")
     summary = {"demo": "minibert.reading_comprehension", "quick": args.quick, "seed": args.seed,
                "completed": completed, **_rounded(_figures(s)), "baseline_score": round(base, 4),
-               "members": args.members, "chosen": candidates[chosen][0],
-               "dev_questions": len(dev) if dev_scores else 0, "dev_scores": [round(x, 4) for x in dev_scores],
+               "members": args.members, "chosen": readers[chosen][0],
+               "dev_questions": len(dev) if choosing else 0, "dev_scores": [round(x, 4) for x in dev_scores],
                "score_members_as_one": round(test_scores[0], 4),
                "member_scores": [round(x, 4) for x in member_scores],
                "questions_per_second": round(qps, 1),

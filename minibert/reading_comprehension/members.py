@@ -1,4 +1,4 @@
-"""Training the demo's models, one or several side by side, and their folders.
+"""Training the demo's models, one or several side by side, their folders, and reading with them.
 
 The demo trains `--members` models on one corpus, each from its own starting weights and data order
 (member m trains with seed `--seed + 1000 m`; member 0 is the single model of `--members 1`), one process
@@ -7,6 +7,10 @@ per member so that two of them use two cores in the wall time of one. They then 
 the mean of the members' (infer.MeanState), and the no-answer drop and the vote run on that. From
 scratch, runs of this corpus learn to read at different updates and to different levels (README), so
 two of them disagree mostly where one is unsure, and the mean sides with the surer one.
+
+Reading is spread over processes too (read_side_by_side): every question is answered on its own, so
+cutting the questions into pieces and answering the pieces in several processes gives the answers of
+one process, in a fraction of its time.
 """
 import copy
 import multiprocessing
@@ -19,6 +23,7 @@ from ..fast import OPS as FAST
 from ..tokenizer import Tokenizer
 from ..vocab import save_vocab
 from .data import corpus_characters, load_records
+from .infer import answer, encode_question
 from .train import small_config, train_model, vocab_tokens
 
 
@@ -138,3 +143,80 @@ def train_members(args, work, kinds, n_members):
     with ctx.Pool(n_members) as pool:
         jobs = [pool.apply_async(_train_member, (args, work, kinds, m, n_members)) for m in range(n_members)]
         return [j.get() for j in jobs]
+
+
+def load_models(paths):
+    """(tokenizer, config, params) of one model folder, or of several (params then a list: an ensemble,
+    read as one model); ValueError when their vocabularies or configurations differ."""
+    models = [load_model(p) for p in paths]
+    tok, config = models[0][0], models[0][1]
+    for path, (t, c, _) in zip(paths[1:], models[1:]):
+        if t.id_to_token != tok.id_to_token or c != config:
+            raise ValueError(f"--model {path}: its vocabulary or configuration differs from {paths[0]}'s; "
+                             "the models of an ensemble must share both")
+    return tok, config, models[0][2] if len(models) == 1 else [p for _, _, p in models]
+
+
+def note_cut_passages(args, tok, records, log=sys.stderr):
+    """Say on log how many passages of the records are longer than --max-p-len (they are cut)."""
+    cut = sum(encode_question(tok, r["question"], [p["passage"] for p in r["passages"]], args.max_p_len,
+                              args.max_q_len)[3] for r in records)
+    if cut:
+        print(f"note: {cut} passages are longer than --max-p-len {args.max_p_len} tokens and are cut "
+              "(the token before [SEP] removed until they fit, as bert4keras does)", file=log, flush=True)
+
+
+def predict(args, tok, config, params, records, decoder=None, log=sys.stderr):
+    """(id -> answer for every record, questions per second), in this process; log: where the note on
+    cut passages goes (None: nowhere)."""
+    kw = dict(beam_size=args.beam, mode=args.mode, combine=args.combine, max_p_len=args.max_p_len,
+              max_q_len=args.max_q_len, max_a_len=args.max_a_len)
+    if decoder is not None:
+        kw["decoder"] = decoder
+    if log is not None:
+        note_cut_passages(args, tok, records, log)
+    t0, out = time.perf_counter(), {}
+    for r in records:
+        out[str(r["id"])] = answer(params, config, tok, r["question"], [p["passage"] for p in r["passages"]],
+                                   **kw)[0]
+    return out, len(records) / max(time.perf_counter() - t0, 1e-9)
+
+
+_LOADED = {}                          # in a reading process of read_side_by_side: folders -> load_models
+
+
+def _read_piece(args, folders, records, loaded=_LOADED):
+    """(answers, seconds) of the models in folders, read as one, on some records; loaded: the models
+    loaded so far (a reading process loads each reader's once)."""
+    key = tuple(folders)
+    if key not in loaded:
+        loaded[key] = load_models(list(folders))
+    tok, config, params = loaded[key]
+    t0 = time.perf_counter()
+    answers, _ = predict(args, tok, config, params, records, log=None)
+    return answers, time.perf_counter() - t0
+
+
+def read_side_by_side(args, readers, record_sets, processes, piece=100):
+    """Every reader's answers to every record set, the questions cut into pieces of `piece` and the
+    pieces answered by `processes` processes at once (one: here, in this process).
+
+    readers: lists of model folders, each read as one model (a list of one: that model alone)
+    returns answers[i][j] (id -> answer of reader i on record_sets[j]) and seconds[i][j], the time one
+    process spent on them (the sum over their pieces), the same answers as predict's.
+    """
+    jobs = [(i, j, recs[k:k + piece]) for i in range(len(readers)) for j, recs in enumerate(record_sets)
+            for k in range(0, len(recs), piece)]
+    answers = [[{} for _ in record_sets] for _ in readers]
+    seconds = [[0.0 for _ in record_sets] for _ in readers]
+    if processes == 1:
+        loaded = {}
+        results = [_read_piece(args, readers[i], recs, loaded) for i, _, recs in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            pending = [pool.apply_async(_read_piece, (args, readers[i], recs)) for i, _, recs in jobs]
+            results = [p.get() for p in pending]
+    for (i, j, _), (got, secs) in zip(jobs, results):
+        answers[i][j].update(got)
+        seconds[i][j] += secs
+    return answers, seconds
