@@ -47,14 +47,15 @@ def _model_args(p):
 
 
 def _train_args(p):
-    p.add_argument("--steps", type=in_range(1), default=9500,
+    p.add_argument("--steps", type=in_range(1), default=11000,
                    help="updates on the training questions (with any curriculum questions mixed in)")
     p.add_argument("--minutes", type=in_range(0.0, float), default=None,
                    help="opt-in wall-clock cap on training (default: none; the budget is --steps updates); "
                         "a run it cuts short reports \"completed\": false")
     p.add_argument("--batch-size", type=in_range(1), default=32)
     p.add_argument("--lr", type=in_range(0.0, float), default=2e-3, help="peak learning rate on the training questions")
-    p.add_argument("--curriculum-lr", type=in_range(0.0, float), default=3e-3, help="peak learning rate of curriculum stages")
+    p.add_argument("--curriculum-lr", type=in_range(0.0, float), default=3e-3,
+                   help="peak learning rate of curriculum stages")
     p.add_argument("--layers", type=in_range(1), default=3)
     p.add_argument("--hidden", type=in_range(1), default=64)
     p.add_argument("--heads", type=in_range(1), default=1)
@@ -152,7 +153,8 @@ def run_ablations(args, tok, config, params, test):
         a = argparse.Namespace(**{**vars(args), **base, **change})
         preds, qps = predict(a, tok, config, params, test)
         s = score_predictions(test, preds)
-        rows.append({"variant": name, "questions": len(test), **_rounded(_figures(s)), "questions_per_second": round(qps, 1)})
+        rows.append({"variant": name, "questions": len(test), **_rounded(_figures(s)),
+                     "questions_per_second": round(qps, 1)})
         print(f"| {name} | {s['accuracy']:.3f} | {s['f1']:.3f} | {s['score']:.3f} | {qps:.1f} |", flush=True)
     subset = test[:max(1, len(test) // 5)]
     for name, decoder in (("cached (UniLMCache)", UniLMCache), ("uncached (FullRecompute)", FullRecompute)):
