@@ -1,11 +1,11 @@
 """Smooth approximations of non-differentiable functions, with gradients and error bounds.
 
 Reading order: core (logsumexp, softmax, softplus), maxes, elementwise, classification, topk,
-multilabel. Also the numeric base of the project: `get_xp`, `logsumexp`, `softmax`, `log_softmax`, `sigmoid`
-and `softplus` live here and are imported by `minibert` and `gan`.
+multilabel. Also the numeric base of the project: `get_xp`, `logsumexp`, `softmax`, `log_softmax`, `sigmoid`,
+`softplus` and `erf` live here and are imported by `minibert` and `gan`.
 """
-from .core import (as_float_array, check_axis, check_positive, check_temperature, get_xp, log_softmax,
-                   log_softmax_backward, logsumexp, sigmoid, softmax, softmax_backward, softplus,
+from .core import (as_float_array, check_axis, check_positive, check_temperature, erf, erf_series, get_xp,
+                   log_softmax, log_softmax_backward, logsumexp, sigmoid, softmax, softmax_backward, softplus,
                    softplus_backward)
 from .classification import (PRF_EPS, hard_accuracy, hard_prf, soft_accuracy, soft_accuracy_backward,
                              soft_accuracy_forward, soft_prf, soft_prf_backward, soft_prf_forward)

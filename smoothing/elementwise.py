@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .core import as_float_array, check_positive, get_xp, sigmoid, softplus
+from .core import as_float_array, check_positive, erf, get_xp, sigmoid, softplus
 
 def _argmax_of_gap(slope, lo=0.0, hi=10.0):
     """Root of the derivative `slope` of y * cdf(-y) on [lo, hi] by bisection (scalar, at import)."""
@@ -35,15 +35,6 @@ GELU_GAP = _Y_GELU * 0.5 * math.erfc(_Y_GELU / math.sqrt(2.0))                  
 
 def _prep(x, temperature):
     return as_float_array(x, "x"), check_positive(temperature, "temperature")
-
-
-def _erf(x):
-    """Elementwise error function in x's module (math.erf per entry on NumPy, exact to double)."""
-    xp = get_xp(x)
-    if xp is np:
-        return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
-    from cupyx.scipy.special import erf  # only reached for CuPy arrays
-    return erf(x)
 
 
 # ---- |x| --------------------------------------------------------------------------------------
@@ -218,7 +209,7 @@ def gelu_forward(x, temperature=1.0):
     """
     x, t = _prep(x, temperature)
     z = x / t
-    cdf = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
+    cdf = 0.5 * (1.0 + erf(z / math.sqrt(2.0)))
     return x * cdf, (z, cdf, t)
 
 

@@ -20,6 +20,7 @@ Everything else that would turn a StrictArray into a NumPy array, or a NumPy arr
 StrictArray operation, raises TypeError.
 """
 import numbers
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -292,6 +293,12 @@ class StrictModule:
     @property
     def linalg(self):
         return StrictModule(np.linalg, "linalg.")
+
+    @property
+    def lib(self):
+        """lib.stride_tricks.as_strided, which CuPy has too: a strided view of a StrictArray's memory."""
+        as_strided = _Function(np.lib.stride_tricks.as_strided, "lib.stride_tricks.as_strided")
+        return SimpleNamespace(stride_tricks=SimpleNamespace(as_strided=as_strided))
 
     @staticmethod
     def asnumpy(a):

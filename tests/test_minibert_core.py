@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import minibert as mb
 from minibert.fast import OPS as FAST
 from minibert.fast.layers import erf as fast_erf
-from minibert.layers import erf_series
+from smoothing import erf_series
 from tests.gradcheck import check_grad
 
 BOTH = pytest.mark.parametrize("ops", [mb.PLAIN, FAST], ids=["plain", "fast"])

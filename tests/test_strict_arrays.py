@@ -1,4 +1,5 @@
-"""The training steps, decoding and sampling run on arrays that refuse to mix with NumPy, as CuPy's do.
+"""The training steps, decoding and sampling run on arrays that refuse to mix with NumPy: CuPy's own
+where a GPU is present (the `gpu` cases), and on every machine a double that refuses as CuPy's do.
 
 The double (tests/strict_arrays.py) is an array type of its own module `strict`: implicit conversion to
 a NumPy array raises TypeError, and so does any operation mixing a StrictArray with a NumPy array. A
@@ -7,6 +8,8 @@ fails here exactly where it would fail on a GPU. Each case below runs one step t
 and on StrictArrays (the parameters, the batch and the rng moved to `strict` at the edge, as a demo
 moves them to CuPy), and expects the same numbers: the double delegates every operation to NumPy, so
 the two runs agree to rounding (the NumPy run may take a threaded path that sums in another order).
+On a GPU each case also runs on CuPy arrays, with an rng that draws NumPy's numbers and moves them to the
+device, so that run too must give the NumPy run's numbers, to the rounding of the GPU's own sums.
 
 What each case expects of the library:
 - MLM and seq2seq training steps: `mlm_forward_backward` / `seq2seq_forward_backward` and one AdamW
@@ -28,15 +31,64 @@ from smoothing import get_xp, log_softmax, logsumexp, softmax
 from tests.strict_arrays import StrictArray, StrictGenerator, strict, to_numpy, to_strict
 
 
-def _assert_strict_like(got, want, rtol, atol, what):
-    """got: StrictArrays (a dict, list or one array) equal to the NumPy run's `want`."""
+class Device:
+    """Where the second run of each case lives: its array module and type, the explicit transfers, and an
+    rng with numpy.random.Generator's draws on that device (so both runs see the same random numbers)."""
+
+    def __init__(self, name, xp, array_type, put, get, rng):
+        self.name, self.xp, self.array_type, self.put, self.get, self.rng = name, xp, array_type, put, get, rng
+
+
+def _tree(fn, kinds):
+    def apply(tree):
+        if isinstance(tree, kinds):
+            return fn(tree)
+        if isinstance(tree, dict):
+            return {k: apply(v) for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(apply(v) for v in tree)
+        return tree
+    return apply
+
+
+def _cupy_device():
+    try:
+        import cupy as cp
+        cp.zeros(1)
+    except Exception as err:  # no CuPy, no driver or no device
+        pytest.skip(f"CuPy with a working CUDA device is not available ({type(err).__name__})")
+    to_device = _tree(cp.asarray, (np.ndarray, np.generic))
+
+    class HostDraws:
+        """numpy.random.Generator's draws, moved to the GPU (arguments moved back to the host first)."""
+
+        def __init__(self, seed):
+            self._g = np.random.default_rng(seed)
+
+        def __getattr__(self, name):
+            draw, to_host = getattr(self._g, name), _tree(cp.asnumpy, cp.ndarray)
+            return lambda *args, **kw: to_device(draw(*to_host(args), **to_host(kw)))
+
+    return Device("cupy", cp, cp.ndarray, _tree(cp.asarray, np.ndarray), _tree(cp.asnumpy, cp.ndarray), HostDraws)
+
+
+@pytest.fixture(params=["strict", pytest.param("cupy", marks=pytest.mark.gpu)])
+def dev(request):
+    """The strict double on every machine; CuPy's own arrays where a GPU is present."""
+    if request.param == "strict":
+        return Device("strict", strict, StrictArray, to_strict, to_numpy, StrictGenerator)
+    return _cupy_device()
+
+
+def _assert_on(dev, got, want, rtol, atol, what):
+    """got: arrays of dev (a dict, list or one array) equal to the NumPy run's `want`."""
     if isinstance(want, dict):
         assert got.keys() == want.keys(), f"{what}: keys differ"
         for k in want:
-            _assert_strict_like(got[k], want[k], rtol, atol, f"{what}[{k!r}]")
+            _assert_on(dev, got[k], want[k], rtol, atol, f"{what}[{k!r}]")
         return
-    assert isinstance(got, StrictArray), f"{what} came back as {type(got).__name__}, not a StrictArray"
-    np.testing.assert_allclose(got.get(), want, rtol=rtol, atol=atol, err_msg=what)
+    assert isinstance(got, dev.array_type), f"{what} came back as {type(got).__name__}, not {dev.name}'s array"
+    np.testing.assert_allclose(dev.get(got), want, rtol=rtol, atol=atol, err_msg=what)
 
 
 # ---- the double itself ----------------------------------------------------------------------------
@@ -105,11 +157,11 @@ def test_code_that_creates_numpy_arrays_fails_on_the_double():
     assert isinstance(got, StrictArray) and float(got.sum()) == 6.0
 
 
-def test_smoothing_core_on_the_double():
+def test_smoothing_core_on_the_double(dev):
     x = np.random.default_rng(0).standard_normal((5, 7))
     x[1] = -np.inf
     for fn in (logsumexp, softmax, log_softmax):
-        _assert_strict_like(fn(strict.asarray(x), axis=1), fn(x, axis=1), 1e-12, 0, fn.__name__)
+        _assert_on(dev, fn(dev.xp.asarray(x), axis=1), fn(x, axis=1), 1e-12, 0, fn.__name__)
 
 
 # ---- minibert ----------------------------------------------------------------------------------------
@@ -131,7 +183,7 @@ def _adamw_both(params, grads, s_params, s_grads):
         AdamW(p, lr=1e-2, weight_decay=0.01, max_grad_norm=1.0).update(p, g)
 
 
-def test_mlm_training_step():
+def test_mlm_training_step(dev):
     from minibert.mlm import mlm_forward_backward
 
     cfg, params = _bert()
@@ -144,14 +196,14 @@ def test_mlm_training_step():
     is_masked[0, 1] = True
     inputs = np.where(is_masked, 4, labels)
     batch = (inputs, is_masked, labels, real)
-    s_params = to_strict(params)
+    s_params = dev.put(params)
     want = mlm_forward_backward(params, cfg, *batch, np.random.default_rng(2))
-    got = mlm_forward_backward(s_params, cfg, *to_strict(batch), StrictGenerator(2))
+    got = mlm_forward_backward(s_params, cfg, *dev.put(batch), dev.rng(2))
     assert np.isfinite(float(got[0])) and abs(float(got[0]) - want[0]) < 1e-5
     assert int(got[2]) == want[2]
-    _assert_strict_like(got[3], want[3], 1e-4, 1e-6, "MLM grads")
+    _assert_on(dev, got[3], want[3], 1e-4, 1e-6, "MLM grads")
     _adamw_both(params, want[3], s_params, got[3])
-    _assert_strict_like(s_params, params, 1e-5, 1e-6, "params after AdamW")
+    _assert_on(dev, s_params, params, 1e-5, 1e-6, "params after AdamW")
 
 
 def _seq2seq_batch(rng, V, lengths=((4, 3), (3, 5), (5, 2))):
@@ -167,21 +219,21 @@ def _seq2seq_batch(rng, V, lengths=((4, 3), (3, 5), (5, 2))):
     return ids, seg, real
 
 
-def test_seq2seq_training_step():
+def test_seq2seq_training_step(dev):
     from minibert.seq2seq import seq2seq_forward_backward
 
     cfg, params = _bert()
     batch = _seq2seq_batch(np.random.default_rng(3), cfg.vocab_size)
-    s_params = to_strict(params)
+    s_params = dev.put(params)
     want = seq2seq_forward_backward(params, cfg, *batch, np.random.default_rng(4))
-    got = seq2seq_forward_backward(s_params, cfg, *to_strict(batch), StrictGenerator(4))
+    got = seq2seq_forward_backward(s_params, cfg, *dev.put(batch), dev.rng(4))
     assert abs(float(got[0]) - want[0]) < 1e-5 and int(got[2]) == want[2]
-    _assert_strict_like(got[3], want[3], 1e-4, 1e-6, "seq2seq grads")
+    _assert_on(dev, got[3], want[3], 1e-4, 1e-6, "seq2seq grads")
     _adamw_both(params, want[3], s_params, got[3])
-    _assert_strict_like(s_params, params, 1e-5, 1e-6, "params after AdamW")
+    _assert_on(dev, s_params, params, 1e-5, 1e-6, "params after AdamW")
 
 
-def test_cached_decoding():
+def test_cached_decoding(dev):
     from minibert.decode import greedy
     from minibert.kv_cache import UniLMCache
 
@@ -190,15 +242,15 @@ def test_cached_decoding():
     ids = rng.integers(5, cfg.vocab_size, (3, 6))
     lengths = np.array([6, 4, 2])
     want_state = UniLMCache(params, cfg, ids, lengths)
-    got_state = UniLMCache(to_strict(params), cfg, strict.asarray(ids), strict.asarray(lengths))
-    _assert_strict_like(got_state.logits, want_state.logits, 1e-9, 1e-12, "first logits")
+    got_state = UniLMCache(dev.put(params), cfg, dev.xp.asarray(ids), dev.xp.asarray(lengths))
+    _assert_on(dev, got_state.logits, want_state.logits, 1e-9, 1e-12, "first logits")
     want = greedy(want_state, end_id=7, max_len=6)
     got = greedy(got_state, end_id=7, max_len=6)
     assert [[int(t) for t in row] for row in got] == want
-    _assert_strict_like(got_state.logits, want_state.logits, 1e-9, 1e-12, "last logits")
+    _assert_on(dev, got_state.logits, want_state.logits, 1e-9, 1e-12, "last logits")
 
 
-def test_reading_comprehension_training_step():
+def test_reading_comprehension_training_step(dev):
     from minibert.reading_comprehension.train import encode_example, pad_examples, small_config, vocab_tokens
     from minibert.model import init_params
     from minibert.seq2seq import seq2seq_forward_backward
@@ -213,16 +265,16 @@ def test_reading_comprehension_training_step():
                 encode_example(tok, "戊是己的。", "戊是谁的？", "己", 20, 8, 4)[:2],
                 encode_example(tok, "庚在辛。", "壬在哪里？", "", 20, 8, 4)[:2]]
     batch = pad_examples(examples, tok.pad_id)
-    s_params = to_strict(params)
+    s_params = dev.put(params)
     want = seq2seq_forward_backward(params, cfg, *batch, np.random.default_rng(7))
-    got = seq2seq_forward_backward(s_params, cfg, *to_strict(batch), StrictGenerator(7))
+    got = seq2seq_forward_backward(s_params, cfg, *dev.put(batch), dev.rng(7))
     assert abs(float(got[0]) - want[0]) < 1e-5
-    _assert_strict_like(got[3], want[3], 1e-4, 1e-6, "reading comprehension grads")
+    _assert_on(dev, got[3], want[3], 1e-4, 1e-6, "reading comprehension grads")
     _adamw_both(params, want[3], s_params, got[3])
-    _assert_strict_like(s_params, params, 1e-5, 1e-6, "params after AdamW")
+    _assert_on(dev, s_params, params, 1e-5, 1e-6, "params after AdamW")
 
 
-def test_triple_extraction_training_step():
+def test_triple_extraction_training_step(dev):
     from minibert.config import BertConfig
     from minibert.tokenizer import Tokenizer
     from minibert.triple_extraction.data import encode_example, generate_corpus, training_batch
@@ -238,28 +290,28 @@ def test_triple_extraction_training_step():
     params = init_extractor_params(cfg, len(predicates), np.random.default_rng(8))
     encoded = [encode_example(tok, ex, predicates, 96) for ex in train]
     batch = training_batch(encoded, len(predicates), tok.pad_id, np.random.default_rng(9))
-    s_params = to_strict(params)
+    s_params = dev.put(params)
     want_loss, want_cache = loss_forward(params, cfg, batch, np.random.default_rng(10))
-    got_loss, got_cache = loss_forward(s_params, cfg, to_strict(batch), StrictGenerator(10))
+    got_loss, got_cache = loss_forward(s_params, cfg, dev.put(batch), dev.rng(10))
     assert abs(float(got_loss) - float(want_loss)) < 1e-5 * max(1.0, abs(float(want_loss)))
     want, got = loss_backward(want_cache), loss_backward(got_cache)
-    _assert_strict_like(got, want, 1e-4, 1e-6, "triple extraction grads")
+    _assert_on(dev, got, want, 1e-4, 1e-6, "triple extraction grads")
     _adamw_both(params, want, s_params, got)
-    _assert_strict_like(s_params, params, 1e-5, 1e-6, "params after AdamW")
+    _assert_on(dev, s_params, params, 1e-5, 1e-6, "params after AdamW")
 
 
 # ---- gan and ebm ---------------------------------------------------------------------------------------
 
-def test_gan_step():
+def test_gan_step(dev):
     from gan.energy import energy_grid
     from gan.optim import Adam
     from gan.train import GANConfig, d_step, evaluate, g_step, init_gan
 
     cfg = GANConfig(n_stages=3, batch=16, hidden=12, z_dim=4, spectral_norm=True, n_eval=200)
     model = init_gan(cfg, np.random.default_rng(0))
-    s_model = to_strict(model)
+    s_model = dev.put(model)
     runs = []
-    for m, rng in ((model, np.random.default_rng(1)), (s_model, StrictGenerator(1))):
+    for m, rng in ((model, np.random.default_rng(1)), (s_model, dev.rng(1))):
         opt_d, opt_g = Adam(m["D"], 1e-3), Adam(m["G"], 1e-3)
         d_loss, per_stage = d_step(m, opt_d, cfg, rng)
         g_loss = g_step(m, opt_g, cfg, rng)
@@ -269,8 +321,8 @@ def test_gan_step():
     np.testing.assert_allclose(s1, s0, rtol=1e-12, err_msg="per-stage D losses")
     assert e1 == e0
     for name in ("G", "D", "D_state"):
-        _assert_strict_like(s_model[name], model[name], 1e-12, 1e-14, f"{name} after one step")
-    _assert_strict_like(grid1[2], grid0[2], 1e-12, 1e-14, "energy landscape")
+        _assert_on(dev, s_model[name], model[name], 1e-12, 1e-14, f"{name} after one step")
+    _assert_on(dev, grid1[2], grid0[2], 1e-12, 1e-14, "energy landscape")
 
 
 def _ebm(hidden=(16, 16), spectral_norm=False):
@@ -280,7 +332,7 @@ def _ebm(hidden=(16, 16), spectral_norm=False):
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["tuned-swish", "plain"])
-def test_langevin_step(fused):
+def test_langevin_step(dev, fused):
     from ebm.neural import neural_energy
     from ebm.samplers import mala, practical_langevin
 
@@ -288,16 +340,16 @@ def test_langevin_step(fused):
     x0 = np.random.default_rng(1).uniform(-2, 2, (300, 2))
     out = []
     for p, s, x, rng in ((params, state, x0, np.random.default_rng(2)),
-                         (to_strict(params), to_strict(state), strict.asarray(x0), StrictGenerator(2))):
+                         (dev.put(params), dev.put(state), dev.xp.asarray(x0), dev.rng(2))):
         energy = neural_energy(p, s, fused=fused)
         chains = practical_langevin(energy, x, 0.01, 0.1, 3, rng, clip_grad=5.0, clamp=(-3, 3))
         out.append((chains, *mala(energy, x, 0.01, 3, rng)))
-    _assert_strict_like(out[1][0], out[0][0], 1e-10, 1e-12, "practical_langevin chains")
-    _assert_strict_like(out[1][1], out[0][1], 1e-10, 1e-12, "mala chains")
+    _assert_on(dev, out[1][0], out[0][0], 1e-10, 1e-12, "practical_langevin chains")
+    _assert_on(dev, out[1][1], out[0][1], 1e-10, 1e-12, "mala chains")
     assert out[1][2] == out[0][2]
 
 
-def test_contrastive_divergence_step():
+def test_contrastive_divergence_step(dev):
     from ebm.buffer import ReplayBuffer
     from ebm.neural import neural_energy
     from ebm.samplers import practical_langevin
@@ -308,7 +360,7 @@ def test_contrastive_divergence_step():
     data = np.random.default_rng(3).standard_normal((64, 2))
     after = []
     for p, xp, rng in ((params, np, np.random.default_rng(4)),
-                       (to_strict(params), strict, StrictGenerator(4))):
+                       (dev.put(params), dev.xp, dev.rng(4))):
         buffer = ReplayBuffer(100, 2, -3.0, 3.0, xp=xp)
         opt = Adam(p, 1e-3, betas=(0.0, 0.999))
         for _ in range(2):
@@ -320,6 +372,72 @@ def test_contrastive_divergence_step():
             opt.step(p, grads)
         after.append((loss, p, buffer.data[:buffer.size]))
     assert abs(after[1][0] - after[0][0]) < 1e-12
-    _assert_strict_like(after[1][1], after[0][1], 1e-10, 1e-12, "energy params after two CD updates")
-    _assert_strict_like(after[1][2], after[0][2], 1e-10, 1e-12, "replay buffer")
-    assert to_numpy(after[1][2]).shape == (32, 2)
+    _assert_on(dev, after[1][1], after[0][1], 1e-10, 1e-12, "energy params after two CD updates")
+    _assert_on(dev, after[1][2], after[0][2], 1e-10, 1e-12, "replay buffer")
+    assert dev.get(after[1][2]).shape == (32, 2)
+
+
+@pytest.mark.parametrize("kind", ["conv", "transpose"])
+def test_convolution_pairs(dev, kind):
+    """gan/conv.py and its tuned twin gan/conv_fast.py, forward and backward, in float64."""
+    from gan import conv, conv_fast
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, 7, 6))
+    w = rng.standard_normal((5, 4, 3, 3) if kind == "conv" else (4, 5, 3, 3))
+    b = rng.standard_normal(5)
+    for module in (conv, conv_fast):
+        fwd, bwd = ((module.conv2d_forward, module.conv2d_backward) if kind == "conv" else
+                    (module.conv_transpose2d_forward, module.conv_transpose2d_backward))
+        out, cache = fwd(x, w, b, 2, 1)
+        dout = np.random.default_rng(12).standard_normal(out.shape)
+        got_out, got_cache = fwd(*dev.put((x, w, b)), 2, 1)
+        _assert_on(dev, got_out, out, 1e-12, 1e-12, f"{module.__name__} {kind} forward")
+        for name, got, want in zip(("dx", "dw", "db"), bwd(dev.put(dout), got_cache), bwd(dout, cache)):
+            _assert_on(dev, got, want, 1e-12, 1e-12, f"{module.__name__} {kind} {name}")
+
+
+def test_smoothing_pairs(dev):
+    """Every forward/backward pair of `smoothing` that takes one array, in float64."""
+    import smoothing as sm
+
+    x = np.random.default_rng(13).standard_normal((4, 9)) * 2
+    pairs = [(sm.smooth_max_forward, sm.smooth_max_backward, ()), (sm.smooth_min_forward, sm.smooth_min_backward, ()),
+             (sm.soft_onehot_argmax_forward, sm.soft_onehot_argmax_backward, ()),
+             (sm.soft_argmax_index_forward, sm.soft_argmax_index_backward, ())]
+    pairs += [(getattr(sm, f"{n}_forward"), getattr(sm, f"{n}_backward"), ())
+              for n in ("smooth_abs", "smooth_relu", "smooth_sign", "smooth_step", "smooth_floor", "smooth_round",
+                        "swish", "gelu")]
+    pairs += [(getattr(sm, f"soft_topk_{n}_forward"), getattr(sm, f"soft_topk_{n}_backward"), (3,))
+              for n in ("recursive", "sigmoid", "exp")]
+    for fwd, bwd, args in pairs:
+        out, cache = fwd(x, *args)
+        dout = np.random.default_rng(14).standard_normal(np.shape(out))
+        got_out, got_cache = fwd(dev.xp.asarray(x), *args)
+        _assert_on(dev, got_out, out, 1e-10, 1e-12, f"{fwd.__name__}")
+        _assert_on(dev, bwd(dev.xp.asarray(dout), got_cache), bwd(dout, cache), 1e-10, 1e-12,
+                   f"{bwd.__name__}")
+
+
+@pytest.mark.parametrize("conv_name", ["plain", "tuned"])
+def test_dcgan_step(dev, conv_name):
+    """A DCGAN discriminator and generator update (Cascading Rejection, spectral norm, minibatch stddev)."""
+    from gan import conv_fast
+    from gan import dcgan as dc
+    from gan.optim import Adam
+
+    conv = dc.plain_conv if conv_name == "plain" else conv_fast
+    cfg = dc.DCGANConfig(width=2, batch=4, n_stages=2, spectral_norm=True, mbstd_group=2)
+    model = dc.init_dcgan(cfg, np.random.default_rng(15))
+    real = np.random.default_rng(16).uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32)
+    s_model = dev.put(model)
+    losses = []
+    for m, x, rng in ((model, real, np.random.default_rng(17)), (s_model, dev.put(real), dev.rng(17))):
+        opt_d, opt_g = Adam(m["D"], 2e-4, betas=(0.5, 0.999)), Adam(m["G"], 2e-4, betas=(0.5, 0.999))
+        losses.append((dc.d_step(m, opt_d, cfg, x, rng, conv), dc.g_step(m, opt_g, cfg, rng, conv)))
+    (d0, stages0), g0 = losses[0]
+    (d1, stages1), g1 = losses[1]
+    assert isinstance(d1, float) and abs(d1 - d0) < 1e-5 and abs(g1 - g0) < 1e-5
+    np.testing.assert_allclose(stages1, stages0, rtol=1e-4, err_msg="per-stage D losses")
+    for name in ("G", "D"):
+        _assert_on(dev, s_model[name], model[name], 1e-4, 1e-6, f"{name} after one step")
