@@ -211,7 +211,7 @@ def erf(x):
     """
     xp = get_xp(x)
     if xp is np:
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+        return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)   # 0-d in: a float out
     if getattr(xp, "__name__", "") == "cupy":
         import cupyx.scipy.special  # only reached with CuPy arrays
         return cupyx.scipy.special.erf(x)
