@@ -1,9 +1,11 @@
 """Fused flash attention vs the unfused CuPy path (matmul, masked softmax, matmul) vs PyTorch's SDPA.
 
-    python -m bench gpu_attention [--quick]
+    python -m bench gpu_attention [--quick] [--sweep]
 
 B = 8, NH = 12, HS = 64, float32, padding mask (one sequence in four shortened by a quarter),
 T in {128, 512, 2048} ({128, 512} with --quick). The headline ratio is flash / unfused at T = 512.
+--sweep times the flash kernel's tiles (minibert.kernels.attention.FLASH_TILE is the default) at
+T = 512 and 2048 instead, one line each, and checks each against the unfused path.
 Without a GPU (or CuPy) it says so and prints a JSON line with "skipped".
 """
 import sys
@@ -36,11 +38,58 @@ def unfused(cp, q, k, v, lengths):
     return (s / s.sum(-1, keepdims=True)) @ v
 
 
+# (query rows per block, keys per tile, threads per query row)
+SWEEP_TILES = [(64, 32, 1), (32, 32, 1), (128, 32, 1), (64, 16, 1), (64, 64, 1),
+               (64, 32, 2), (32, 32, 2), (64, 16, 2), (128, 32, 2),
+               (64, 32, 4), (32, 32, 4), (16, 32, 4), (32, 16, 4), (32, 64, 4),
+               (32, 32, 8), (16, 32, 8), (16, 64, 8)]
+
+
+def _event_median(cp, fn, repeats, warmup=3):
+    """Median milliseconds of fn() between two CUDA events."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop))
+    return float(np.median(times))
+
+
+def sweep(cp, args, B=8, NH=12, HS=64):
+    """Every tile of SWEEP_TILES at T = 512 and 2048: milliseconds, over the unfused path, max abs diff."""
+    from minibert.kernels import attention as ka
+    repeats = args.repeats or 20
+    rows = {}
+    for T in (512, 2048):
+        rng = cp.random.default_rng(0)
+        q, k, v = (rng.standard_normal((B, NH, T, HS), dtype=cp.float32) for _ in range(3))
+        lengths = cp.array([T if b % 4 else (3 * T) // 4 for b in range(B)], dtype=cp.int32)
+        want = unfused(cp, q, k, v, lengths)
+        t_unfused = _event_median(cp, lambda: unfused(cp, q, k, v, lengths), repeats)
+        for tile in SWEEP_TILES:
+            err = float(cp.abs(ka.flash_attention(q, k, v, lengths, tile=tile) - want).max())
+            ms = _event_median(cp, lambda: ka.flash_attention(q, k, v, lengths, tile=tile), repeats)
+            rows.setdefault(str(tile), {})[str(T)] = {"ms": round(ms, 4), "over_unfused": round(ms / t_unfused, 4),
+                                                       "max_abs_diff": err}
+            print(f"  T={T} tile={tile}: {ms:.4f} ms, {ms / t_unfused:.3f} of unfused ({t_unfused:.4f} ms), "
+                  f"max abs diff {err:.1e}", file=sys.stderr, flush=True)
+    best = min(rows, key=lambda t: rows[t]["512"]["ms"])
+    return {"bench": "gpu_attention_sweep", "default_tile": str(ka.FLASH_TILE), "best_at_512": best,
+            "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "tiles": rows}
+
+
 def run(args):
     cp, reason = _gpu_or_reason()
     if cp is None:
         print(f"gpu_attention: skipped, {reason}", file=sys.stderr)
         return {"bench": "gpu_attention", "skipped": reason}
+    if "--sweep" in args.extra:
+        return sweep(cp, args)
     from minibert.kernels import flash_attention
     try:
         import torch

@@ -132,13 +132,15 @@ def test_pair_matches_minibert_attention(emu):
                                    err_msg=f"{name} vs minibert")
 
 
+@pytest.mark.parametrize("tile", [None, (32, 16, 2), (16, 8, 4), (8, 32, 8)], ids=str)
 @pytest.mark.parametrize("mode", ["unilm", "padding", "causal"])
-def test_flash_forward(emu, mode):
-    """Online softmax over key tiles of 32, query tiles of 64: T = 70 leaves both partial."""
+def test_flash_forward(emu, mode, tile):
+    """Online softmax over key tiles (32 by default) and query tiles (64): T = 70 leaves both partial.
+    The other tiles share each query row among 2, 4 or 8 threads (warp shuffles sum the scores)."""
     q, k, v, lengths, seg = make_batch(T=70)
     k[1, :, lengths[1]:] = np.nan            # padding keys are never read
     v[1, :, lengths[1]:] = np.nan
-    out = flash_attention(q, k, v, lengths, seg, mode, backend=emu)
+    out = flash_attention(q, k, v, lengths, seg, mode, backend=emu, tile=tile)
     k, v = np.nan_to_num(k), np.nan_to_num(v)
     ref = forward_reference(q, k, v, mask_reference(mode, lengths, seg, 70), 1.0, 0.0)[0]
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-5, err_msg=f"flash output, {mode}")
@@ -175,6 +177,10 @@ def test_bad_input(emu):
         attention_forward(q, k, v, lengths, dropout=1.0, backend=emu)
     with pytest.raises(ValueError, match="q must be"):
         flash_decode(q, k, v, lengths, backend=emu)
+    with pytest.raises(ValueError, match="split"):
+        flash_attention(q, k, v, lengths, seg, "padding", backend=emu, tile=(16, 16, 3))
+    with pytest.raises(ValueError, match="three positive ints"):
+        flash_attention(q, k, v, lengths, seg, "padding", backend=emu, tile=(16, 0, 1))
 
 
 @pytest.mark.gpu
@@ -192,9 +198,10 @@ def test_gpu_kernels_match_reference():
     for name, got, want in zip("dq dk dv".split(), attention_backward(g(dout), cache),
                                backward_reference(dout, q, k, v, probs, att, keep, 0.1)):
         np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-3, atol=1e-4, err_msg=f"GPU {name}")
-    flash = flash_attention(g(q), g(k), g(v), g(lengths), g(seg), "unilm", backend=be)
     ref0 = forward_reference(q, k, v, mask, 1.0, 0.0)[0]
-    np.testing.assert_allclose(cp.asnumpy(flash), ref0, rtol=1e-4, atol=1e-4, err_msg="GPU flash")
+    for tile in (None, (32, 32, 2), (16, 32, 4), (16, 32, 8)):
+        flash = flash_attention(g(q), g(k), g(v), g(lengths), g(seg), "unilm", backend=be, tile=tile)
+        np.testing.assert_allclose(cp.asnumpy(flash), ref0, rtol=1e-4, atol=1e-4, err_msg=f"GPU flash, tile {tile}")
     rows = np.maximum(lengths - 1, 0)
     dec = flash_decode(g(np.ascontiguousarray(q[np.arange(3), :, rows])), g(k), g(v), g(lengths), backend=be)
     np.testing.assert_allclose(cp.asnumpy(dec)[:2], ref0[np.arange(2), :, rows[:2]], rtol=1e-4, atol=1e-4,

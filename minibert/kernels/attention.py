@@ -107,31 +107,57 @@ def attention_backward(dout, cache):
     return dq, dk, dv
 
 
-def _flash_defines(HS):
+# The flash kernel's tile: (query rows per block, keys per shared-memory tile, threads per query row).
+# Chosen by `python -m bench gpu_attention --sweep` (bench/RESULTS.md has the figures).
+FLASH_TILE = (64, 32, 1)
+
+
+def _flash_defines(HS, tile=None):
     if HS > 256:
         raise ValueError(f"the flash kernels take head sizes up to 256, got HS = {HS}")
-    return (f"HEAD_DIM={HS}",)
+    if tile is None:
+        return (f"HEAD_DIM={HS}",)
+    rows, keys, split = tile
+    return (f"HEAD_DIM={HS}", f"FLASH_BQ={rows}", f"FLASH_BK={keys}", f"FLASH_SPLIT={split}")
 
 
-def flash_attention(q, k, v, lengths, segment_ids=None, mode="padding", backend=None):
+def _check_tile(tile, HS):
+    """tile: (rows, keys, split) -> the same, checked; split is lowered to a power of two dividing HS."""
+    if len(tile) != 3 or not all(isinstance(t, (int, np.integer)) and t > 0 for t in tile):
+        raise ValueError(f"tile must be three positive ints (rows, keys, split), got {tile!r}")
+    rows, keys, split = (int(t) for t in tile)
+    if split & (split - 1) or split > 32:
+        raise ValueError(f"tile's split (threads per query row) must be a power of two up to 32, got {split}")
+    while HS % split:
+        split //= 2
+    if rows * split > 1024:
+        raise ValueError(f"tile {tile!r} needs {rows * split} threads per block; at most 1024")
+    return rows, keys, split
+
+
+def flash_attention(q, k, v, lengths, segment_ids=None, mode="padding", backend=None, tile=None):
     """Masked softmax attention forward without dropout, scores kept on chip (online softmax).
 
     q, k, v: (B, NH, T, HS) float32   lengths: (B,)   segment_ids: (B, T) for mode 'unilm'
+    tile: (query rows per block, keys per tile, threads per query row), default FLASH_TILE
     returns out (B, NH, T, HS)
     """
     be = backend or default_backend()
     xp = be.xp
     B, NH, T, HS = _check_qkv(xp, q=q, k=k, v=v)
     code, lengths, segment_ids = _mask_args(xp, mode, lengths, segment_ids, B, T)
-    shared = 4 * (T + 64) + 4 * (2 * 32 * HS + 32 * 64)   # dynamic (ranks) + static (K, V, score tiles)
+    rows, keys, split = _check_tile(FLASH_TILE if tile is None else tile, HS)
+    threads = rows * split
+    shared = 4 * (T + threads) + 4 * 2 * keys * HS    # dynamic (ranks, scan scratch) + static (K, V tiles)
     if shared > SHARED_LIMIT:
         raise ValueError(f"T = {T} with HS = {HS} is too long for the flash kernel's shared memory")
     q, k, v = (xp.ascontiguousarray(a) for a in (q, k, v))
     out = xp.empty_like(q)
-    fn = be.kernel(source("flash_attention.cu"), "flash_attention_fwd", _flash_defines(HS))
+    fn = be.kernel(source("flash_attention.cu"), "flash_attention_fwd", _flash_defines(HS, (rows, keys, split)))
     if B * NH * T:
-        fn(((T + 63) // 64, NH, B), (64,), (q, k, v, segment_ids, lengths, code, np.int32(NH), np.int32(T),
-                                            np.float32(1.0 / np.sqrt(HS)), out), shared_mem=4 * (T + 64))
+        fn(((T + rows - 1) // rows, NH, B), (threads,),
+           (q, k, v, segment_ids, lengths, code, np.int32(NH), np.int32(T), np.float32(1.0 / np.sqrt(HS)), out),
+           shared_mem=4 * (T + threads))
     return out
 
 

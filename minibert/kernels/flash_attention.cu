@@ -14,11 +14,25 @@
 #ifndef HEAD_DIM
 #define HEAD_DIM 64
 #endif
-#define FLASH_BQ 64       // query rows per block = threads per block, one row per thread
+// The tile, chosen by the launcher (minibert/kernels/attention.py, FLASH_TILE) and measured in
+// bench/gpu_attention.py --sweep. FLASH_SPLIT threads share a query row, each holding the dimensions
+// part, part + FLASH_SPLIT, part + 2 FLASH_SPLIT, ... of its q and o (HEAD_DIM / FLASH_SPLIT registers
+// each): more threads for the same rows and fewer registers per thread. A score is then the sum of the
+// FLASH_SPLIT partial dot products, by a butterfly of warp shuffles (every lane gets the same sum).
+#ifndef FLASH_BQ
+#define FLASH_BQ 64       // query rows per block
+#endif
+#ifndef FLASH_BK
 #define FLASH_BK 32       // keys per shared-memory tile
+#endif
+#ifndef FLASH_SPLIT
+#define FLASH_SPLIT 1     // threads per query row: a power of two dividing HEAD_DIM and 32
+#endif
+#define FLASH_THREADS (FLASH_BQ * FLASH_SPLIT)
+#define ROW_DIMS (HEAD_DIM / FLASH_SPLIT)
 #define DECODE_THREADS 128
 
-// grid: (ceil(T / FLASH_BQ), NH, B)   block: FLASH_BQ   dynamic shared: (T + FLASH_BQ) * 4 bytes
+// grid: (ceil(T / FLASH_BQ), NH, B)   block: FLASH_THREADS   dynamic shared: (T + FLASH_THREADS) * 4 bytes
 // q, k, v, out: (B, NH, T, HEAD_DIM)   segment_ids: (B, T)   lengths: (B,)
 extern "C" __global__ void flash_attention_fwd(const float* q, const float* k, const float* v,
                                                const int* segment_ids, const int* lengths, int mode,
@@ -26,20 +40,20 @@ extern "C" __global__ void flash_attention_fwd(const float* q, const float* k, c
 {
     __shared__ float ks[FLASH_BK][HEAD_DIM];
     __shared__ float vs[FLASH_BK][HEAD_DIM];
-    __shared__ float ss[FLASH_BK][FLASH_BQ];     // this tile's scores, column tid = this thread's row
-    DYNAMIC_SHARED(int, rank);                   // (T,) then (FLASH_BQ,) scratch for the scan
+    DYNAMIC_SHARED(int, rank);                   // (T,) then (FLASH_THREADS,) scratch for the scan
     const int tid = threadIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int i = blockIdx.x * FLASH_BQ + tid;   // this thread's query row (may be past T: no output)
+    const int part = tid % FLASH_SPLIT;          // which of its row's threads this one is
+    const int i = blockIdx.x * FLASH_BQ + tid / FLASH_SPLIT;   // this thread's query row (past T: no output)
     const long long bh = (long long)b * NH + h;
     const int length = min(lengths[b], T);
     if (mode == MASK_UNILM) block_segment_ranks(segment_ids + (long long)b * T, T, rank, rank + T);
 
-    float qr[HEAD_DIM], o[HEAD_DIM];
+    float qr[ROW_DIMS], o[ROW_DIMS];             // dimension part + FLASH_SPLIT * c of q (scaled) and o
     const float* qrow = q + (bh * T + min(i, T - 1)) * HEAD_DIM;
 #pragma unroll
-    for (int d = 0; d < HEAD_DIM; ++d) {
-        qr[d] = qrow[d] * scale;
-        o[d] = 0.0f;
+    for (int c = 0; c < ROW_DIMS; ++c) {
+        qr[c] = qrow[part + FLASH_SPLIT * c] * scale;
+        o[c] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
     // keys at or past `length` are padding for every query: no tile beyond it is loaded
@@ -47,38 +61,39 @@ extern "C" __global__ void flash_attention_fwd(const float* q, const float* k, c
     if (mode == MASK_CAUSAL) n_keys = min(n_keys, (int)(blockIdx.x + 1) * FLASH_BQ);
     for (int t0 = 0; t0 < n_keys; t0 += FLASH_BK) {
         __syncthreads();  // the previous tile is no longer read
-        for (int idx = tid; idx < FLASH_BK * HEAD_DIM; idx += FLASH_BQ) {
+        for (int idx = tid; idx < FLASH_BK * HEAD_DIM; idx += FLASH_THREADS) {
             int jj = idx / HEAD_DIM, d = idx % HEAD_DIM, j = t0 + jj;
             // padding keys are loaded as 0: their weight is 0, and 0 * (whatever was there) could be NaN
             ks[jj][d] = (j < length) ? k[(bh * T + j) * HEAD_DIM + d] : 0.0f;
             vs[jj][d] = (j < length) ? v[(bh * T + j) * HEAD_DIM + d] : 0.0f;
         }
         __syncthreads();
+        float s[FLASH_BK];                       // this tile's scores of this thread's row
         float tile_max = -INFINITY;
-#pragma unroll 4
-        for (int jj = 0; jj < FLASH_BK; ++jj) {
-            float s = -INFINITY;
-            if (i < T && mask_allows(mode, i, t0 + jj, length, rank)) {
-                s = 0.0f;
 #pragma unroll
-                for (int d = 0; d < HEAD_DIM; ++d) s += qr[d] * ks[jj][d];
-            }
-            ss[jj][tid] = s;
-            tile_max = fmaxf(tile_max, s);
+        for (int jj = 0; jj < FLASH_BK; ++jj) {
+            float dot = 0.0f;
+#pragma unroll
+            for (int c = 0; c < ROW_DIMS; ++c) dot += qr[c] * ks[jj][part + FLASH_SPLIT * c];
+            // every thread of the warp takes part in the shuffles, masked or not
+#pragma unroll
+            for (int lanes = FLASH_SPLIT / 2; lanes > 0; lanes /= 2)
+                dot += __shfl_xor_sync(0xffffffffu, dot, lanes);
+            s[jj] = (i < T && mask_allows(mode, i, t0 + jj, length, rank)) ? dot : -INFINITY;
+            tile_max = fmaxf(tile_max, s[jj]);
         }
         if (tile_max == -INFINITY) continue;  // nothing visible in this tile for this row
         float m_new = fmaxf(m, tile_max);
-        float c = expf(m - m_new);            // m = -inf on the first visible tile: c = 0
-        l *= c;
+        float c0 = expf(m - m_new);           // m = -inf on the first visible tile: c0 = 0
+        l *= c0;
 #pragma unroll
-        for (int d = 0; d < HEAD_DIM; ++d) o[d] *= c;
-#pragma unroll 4
+        for (int c = 0; c < ROW_DIMS; ++c) o[c] *= c0;
+#pragma unroll
         for (int jj = 0; jj < FLASH_BK; ++jj) {
-            float s = ss[jj][tid];
-            float p = (s == -INFINITY) ? 0.0f : expf(s - m_new);
+            float p = (s[jj] == -INFINITY) ? 0.0f : expf(s[jj] - m_new);
             l += p;
 #pragma unroll
-            for (int d = 0; d < HEAD_DIM; ++d) o[d] += p * vs[jj][d];
+            for (int c = 0; c < ROW_DIMS; ++c) o[c] += p * vs[jj][part + FLASH_SPLIT * c];
         }
         m = m_new;
     }
@@ -86,7 +101,7 @@ extern "C" __global__ void flash_attention_fwd(const float* q, const float* k, c
         float inv = (l > 0.0f) ? 1.0f / l : 0.0f;
         float* orow = out + (bh * T + i) * HEAD_DIM;
 #pragma unroll
-        for (int d = 0; d < HEAD_DIM; ++d) orow[d] = o[d] * inv;
+        for (int c = 0; c < ROW_DIMS; ++c) orow[part + FLASH_SPLIT * c] = o[c] * inv;
     }
 }
 

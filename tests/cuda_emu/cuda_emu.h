@@ -7,8 +7,10 @@
 // kernel headers). A thread that returns drops out of the barrier, as exited threads do on the GPU.
 //
 // Compile:  g++ -std=c++20 -O2 -pthread -DCUDA_EMULATION -include cuda_emu.h kernel.cu
-// What is NOT modelled: warps (no shuffles or warp votes; the kernels here use none), concurrency
-// between blocks (no atomics across blocks needed), and the GPU's exact float rounding of expf/logf.
+// Warps are modelled only as far as __shfl_xor_sync: an exchange through a slot per thread between two
+// block-wide barriers, so every thread of the block must reach the same shuffles (the kernels here call
+// them outside any branch). Not modelled: warp votes, concurrency between blocks (no atomics across
+// blocks needed), and the GPU's exact float rounding of expf/logf.
 #pragma once
 
 #include <algorithm>
@@ -78,6 +80,21 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, Kernel kernel)
 #define __restrict__ __restrict__
 
 inline void __syncthreads() { cuda_emu::block_barrier->arrive_and_wait(); }
+
+namespace cuda_emu {
+inline float shuffle_slots[1024];  // one per thread of the running block (blocks have at most 1024)
+}
+
+// The value of `v` in the lane whose index differs from this one's by the bits of lane_mask (< 32).
+inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
+{
+    const unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    cuda_emu::shuffle_slots[t] = v;
+    __syncthreads();
+    const float other = cuda_emu::shuffle_slots[t ^ (unsigned)lane_mask];
+    __syncthreads();
+    return other;
+}
 
 // The device intrinsics the kernels use, with their CUDA meaning.
 inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b)
