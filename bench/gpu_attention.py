@@ -5,7 +5,8 @@
 B = 8, NH = 12, HS = 64, float32, padding mask (one sequence in four shortened by a quarter),
 T in {128, 512, 2048} ({128, 512} with --quick). The headline ratio is flash / unfused at T = 512.
 --sweep times the flash kernel's tiles (minibert.kernels.attention.FLASH_TILE is the default) at
-T = 512 and 2048 instead, one line each, and checks each against the unfused path.
+T = 512 and 2048 instead, one line each, and checks each against the unfused path; --tiles=64,32,1;32,32,4
+and --lengths=512 choose other tiles and lengths.
 Without a GPU (or CuPy) it says so and prints a JSON line with "skipped".
 """
 import sys
@@ -60,26 +61,39 @@ def _event_median(cp, fn, repeats, warmup=3):
     return float(np.median(times))
 
 
+def _sweep_options(extra):
+    """--tiles=R,K,S;R,K,S;... and --lengths=T,T,... from the flags the bench runner did not know."""
+    tiles, lengths = SWEEP_TILES, (512, 2048)
+    for flag in extra:
+        if flag.startswith("--tiles="):
+            tiles = [tuple(int(n) for n in t.split(",")) for t in flag[len("--tiles="):].split(";") if t]
+        elif flag.startswith("--lengths="):
+            lengths = tuple(int(n) for n in flag[len("--lengths="):].split(","))
+    return tiles, lengths
+
+
 def sweep(cp, args, B=8, NH=12, HS=64):
-    """Every tile of SWEEP_TILES at T = 512 and 2048: milliseconds, over the unfused path, max abs diff."""
+    """Tiles (SWEEP_TILES or --tiles) at T = 512 and 2048 (or --lengths): milliseconds, over the unfused
+    path, max abs diff. Each tile is a separate compilation (NVRTC, tens of seconds for the larger ones)."""
     from minibert.kernels import attention as ka
     repeats = args.repeats or 20
+    tiles, lengths = _sweep_options(args.extra)
     rows = {}
-    for T in (512, 2048):
+    for T in lengths:
         rng = cp.random.default_rng(0)
         q, k, v = (rng.standard_normal((B, NH, T, HS), dtype=cp.float32) for _ in range(3))
         lengths = cp.array([T if b % 4 else (3 * T) // 4 for b in range(B)], dtype=cp.int32)
         want = unfused(cp, q, k, v, lengths)
         t_unfused = _event_median(cp, lambda: unfused(cp, q, k, v, lengths), repeats)
-        for tile in SWEEP_TILES:
+        for tile in tiles:
             err = float(cp.abs(ka.flash_attention(q, k, v, lengths, tile=tile) - want).max())
             ms = _event_median(cp, lambda: ka.flash_attention(q, k, v, lengths, tile=tile), repeats)
             rows.setdefault(str(tile), {})[str(T)] = {"ms": round(ms, 4), "over_unfused": round(ms / t_unfused, 4),
                                                        "max_abs_diff": err}
             print(f"  T={T} tile={tile}: {ms:.4f} ms, {ms / t_unfused:.3f} of unfused ({t_unfused:.4f} ms), "
                   f"max abs diff {err:.1e}", file=sys.stderr, flush=True)
-    best = min(rows, key=lambda t: rows[t]["512"]["ms"])
-    return {"bench": "gpu_attention_sweep", "default_tile": str(ka.FLASH_TILE), "best_at_512": best,
+    best = min(rows, key=lambda t: rows[t][str(lengths[0])]["ms"])
+    return {"bench": "gpu_attention_sweep", "default_tile": str(ka.FLASH_TILE), f"best_at_{lengths[0]}": best,
             "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "tiles": rows}
 
 

@@ -135,7 +135,7 @@ def test_pair_matches_minibert_attention(emu):
 @pytest.mark.parametrize("tile", [None, (32, 16, 2), (16, 8, 4), (8, 32, 8)], ids=str)
 @pytest.mark.parametrize("mode", ["unilm", "padding", "causal"])
 def test_flash_forward(emu, mode, tile):
-    """Online softmax over key tiles (32 by default) and query tiles (64): T = 70 leaves both partial.
+    """Online softmax over key tiles (32 by default) and query tiles (128): T = 70 leaves both partial.
     The other tiles share each query row among 2, 4 or 8 threads (warp shuffles sum the scores)."""
     q, k, v, lengths, seg = make_batch(T=70)
     k[1, :, lengths[1]:] = np.nan            # padding keys are never read

@@ -109,7 +109,7 @@ def attention_backward(dout, cache):
 
 # The flash kernel's tile: (query rows per block, keys per shared-memory tile, threads per query row).
 # Chosen by `python -m bench gpu_attention --sweep` (bench/RESULTS.md has the figures).
-FLASH_TILE = (64, 32, 1)
+FLASH_TILE = (128, 32, 1)
 
 
 def _flash_defines(HS, tile=None):
