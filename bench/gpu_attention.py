@@ -63,13 +63,13 @@ def _event_median(cp, fn, repeats, warmup=3):
 
 def _sweep_options(extra):
     """--tiles=R,K,S;R,K,S;... and --lengths=T,T,... from the flags the bench runner did not know."""
-    tiles, lengths = SWEEP_TILES, (512, 2048)
+    tiles, sizes = SWEEP_TILES, (512, 2048)
     for flag in extra:
         if flag.startswith("--tiles="):
             tiles = [tuple(int(n) for n in t.split(",")) for t in flag[len("--tiles="):].split(";") if t]
         elif flag.startswith("--lengths="):
-            lengths = tuple(int(n) for n in flag[len("--lengths="):].split(","))
-    return tiles, lengths
+            sizes = tuple(int(n) for n in flag[len("--lengths="):].split(","))
+    return tiles, sizes
 
 
 def sweep(cp, args, B=8, NH=12, HS=64):
@@ -77,9 +77,9 @@ def sweep(cp, args, B=8, NH=12, HS=64):
     path, max abs diff. Each tile is a separate compilation (NVRTC, tens of seconds for the larger ones)."""
     from minibert.kernels import attention as ka
     repeats = args.repeats or 20
-    tiles, lengths = _sweep_options(args.extra)
+    tiles, sizes = _sweep_options(args.extra)
     rows = {}
-    for T in lengths:
+    for T in sizes:
         rng = cp.random.default_rng(0)
         q, k, v = (rng.standard_normal((B, NH, T, HS), dtype=cp.float32) for _ in range(3))
         lengths = cp.array([T if b % 4 else (3 * T) // 4 for b in range(B)], dtype=cp.int32)
@@ -92,8 +92,8 @@ def sweep(cp, args, B=8, NH=12, HS=64):
                                                        "max_abs_diff": err}
             print(f"  T={T} tile={tile}: {ms:.4f} ms, {ms / t_unfused:.3f} of unfused ({t_unfused:.4f} ms), "
                   f"max abs diff {err:.1e}", file=sys.stderr, flush=True)
-    best = min(rows, key=lambda t: rows[t][str(lengths[0])]["ms"])
-    return {"bench": "gpu_attention_sweep", "default_tile": str(ka.FLASH_TILE), f"best_at_{lengths[0]}": best,
+    best = min(rows, key=lambda t: rows[t][str(sizes[0])]["ms"])
+    return {"bench": "gpu_attention_sweep", "default_tile": str(ka.FLASH_TILE), f"best_at_{sizes[0]}": best,
             "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "tiles": rows}
 
 

@@ -19,3 +19,11 @@ def test_gpu_bench_without_gpu_skips_with_a_reason(name):
     record = json.loads(run.stdout.strip().splitlines()[-1])
     assert record["bench"] == name and record["skipped"] == reason
     assert "skipped" in run.stderr
+
+
+def test_attention_sweep_reads_its_tiles_and_lengths():
+    from bench.gpu_attention import SWEEP_TILES, _sweep_options
+
+    assert _sweep_options([]) == (SWEEP_TILES, (512, 2048))
+    assert _sweep_options(["--tiles=64,32,4;32,32,4", "--lengths=512,1024"]) == ([(64, 32, 4), (32, 32, 4)],
+                                                                                 (512, 1024))
