@@ -10,16 +10,19 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The flash kernel unrolls a whole key tile of a whole head: at HEAD_DIM=128 nvcc takes about a minute,
+# so that size is a slow case; HEAD_DIM=64 compiles the same code in about 15 s.
 SOURCES = [("ebm/kernels/langevin.cu", ()),
            ("minibert/kernels/attention.cu", ()),
            ("minibert/kernels/flash_attention.cu", ("HEAD_DIM=64",)),
-           ("minibert/kernels/flash_attention.cu", ("HEAD_DIM=128",))]
+           ("minibert/kernels/flash_attention.cu", ("HEAD_DIM=64", "FLASH_BQ=32", "FLASH_SPLIT=4")),
+           pytest.param("minibert/kernels/flash_attention.cu", ("HEAD_DIM=128",), marks=pytest.mark.slow)]
 
 
 def test_every_source_is_listed():
     found = {os.path.relpath(os.path.join(d, f), ROOT) for pkg in ("ebm", "minibert")
              for d, _, files in os.walk(os.path.join(ROOT, pkg, "kernels")) for f in files if f.endswith(".cu")}
-    assert found == {s for s, _ in SOURCES}
+    assert found == {(s.values if hasattr(s, "values") else s)[0] for s in SOURCES}
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])

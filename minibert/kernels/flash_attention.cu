@@ -84,7 +84,7 @@ extern "C" __global__ void flash_attention_fwd(const float* q, const float* k, c
         }
         if (tile_max == -INFINITY) continue;  // nothing visible in this tile for this row
         float m_new = fmaxf(m, tile_max);
-        float c0 = expf(m - m_new);           // m = -inf on the first visible tile: c0 = 0
+        float c0 = expf(m - m_new);           // c above; m = -inf on the first visible tile: c0 = 0
         l *= c0;
 #pragma unroll
         for (int c = 0; c < ROW_DIMS; ++c) o[c] *= c0;
