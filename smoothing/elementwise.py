@@ -11,9 +11,8 @@ Each idea comes as `name(x, temperature)`, `name_forward(x, temperature) -> (y, 
 """
 import math
 
-import numpy as np
-
 from .core import as_float_array, check_positive, erf, get_xp, sigmoid, softplus
+
 
 def _argmax_of_gap(slope, lo=0.0, hi=10.0):
     """Root of the derivative `slope` of y * cdf(-y) on [lo, hi] by bisection (scalar, at import)."""

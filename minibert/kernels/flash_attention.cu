@@ -20,7 +20,7 @@
 // each): more threads for the same rows and fewer registers per thread. A score is then the sum of the
 // FLASH_SPLIT partial dot products, by a butterfly of warp shuffles (every lane gets the same sum).
 #ifndef FLASH_BQ
-#define FLASH_BQ 64       // query rows per block
+#define FLASH_BQ 128      // query rows per block
 #endif
 #ifndef FLASH_BK
 #define FLASH_BK 32       // keys per shared-memory tile
