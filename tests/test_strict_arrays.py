@@ -23,6 +23,8 @@ What each case expects of the library:
   metrics of generated samples, and the energy landscape of D.
 - Langevin: the plain and the tuned (row-blocked Swish) neural energies under practical Langevin, MALA,
   and one contrastive-divergence update with the replay buffer.
+- Convolutions: the plain and tuned conv2d / conv_transpose2d pairs in float64, and a DCGAN discriminator
+  and generator update with each; the smoothing forward/backward pairs in float64.
 """
 import numpy as np
 import pytest
