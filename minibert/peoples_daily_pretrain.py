@@ -79,12 +79,17 @@ def _read_json(path, default):
         return json.load(f)
 
 
+def corpus_tokens(train_docs):
+    """The training documents' character vocabulary plus ","."""
+    tokens = character_vocab(train_docs)
+    return tokens + ([","] if "," not in tokens else [])
+
+
 def corpus_tokenizer(train_docs, folder):
-    """The training documents' character vocabulary plus ",", kept in folder/vocab.txt once built."""
+    """corpus_tokens, kept in folder/vocab.txt once built."""
     path = os.path.join(folder, "vocab.txt")
     if not os.path.isfile(path):
-        tokens = character_vocab(train_docs)
-        tokens += [","] if "," not in tokens else []
+        tokens = corpus_tokens(train_docs)
         tmp = f"{path}.tmp-{os.getpid()}"
         save_vocab(tokens, tmp)
         os.replace(tmp, path)
@@ -122,27 +127,44 @@ def plot_curve(history, path, title):
     return path
 
 
+def saved_model(model_dir, png=None, log=None):
+    """A saved pretrained model: a Hugging Face folder (config.json, model.safetensors, vocab.txt) and,
+    when present, its pretraining.json (the held-out MLM curve, drawn to png if that is not there yet).
+
+    returns what pretrained_model returns, with reused True and folder the model folder's parent
+    """
+    log = sys.stderr if log is None else log
+    model_dir = os.path.abspath(model_dir)
+    vocab = os.path.join(model_dir, "vocab.txt")
+    if not os.path.isfile(vocab):
+        raise ValueError(f"model_dir: {model_dir} has no vocab.txt (a pretrained model folder holds "
+                         "config.json, model.safetensors and vocab.txt)")
+    config, params = load_pretrained(model_dir)
+    record = _read_json(os.path.join(model_dir, "pretraining.json"), {})
+    history = [tuple(h) for h in record.get("history", [])]
+    folder = os.path.dirname(model_dir)
+    png = os.path.join(folder, "mlm_accuracy.png") if png is None else png
+    print(f"pretrained model reused: {model_dir}", file=log, flush=True)
+    if not os.path.isfile(png) and history:               # saved by a run without matplotlib: draw it now
+        png = plot_curve(history, png, _curve_title(record.get("train_documents", "?")))
+    return {"config": config, "params": params, "tokenizer": Tokenizer(vocab), "history": history,
+            "reused": True, "folder": folder, "model_dir": model_dir,
+            "png": png if png and os.path.isfile(png) else None}
+
+
 def pretrained_model(documents, setting, root, log=None):
     """The pretrained (config, params, tokenizer) for these settings: loaded when saved, else trained.
 
     documents: peoples_daily.load_corpus() (setting["documents"] of them are used, None: all)
     returns dict config, params, tokenizer, history [(update, held-out loss, accuracy)], reused (bool),
-    folder, png (path or None)
+    folder, model_dir (folder/model), png (path or None)
     """
     log = sys.stderr if log is None else log
     folder = cache_folder(root, setting)
     model_dir, curve_path = os.path.join(folder, "model"), os.path.join(folder, "curve.json")
     png = os.path.join(folder, "mlm_accuracy.png")
     if os.path.isdir(model_dir):
-        config, params = load_pretrained(model_dir)
-        record = _read_json(os.path.join(model_dir, "pretraining.json"), {})
-        history = [tuple(h) for h in record.get("history", [])]
-        print(f"pretrained model reused: {model_dir}", file=log, flush=True)
-        if not os.path.isfile(png) and history:           # saved by a run without matplotlib: draw it now
-            png = plot_curve(history, png, _curve_title(record.get("train_documents", "?")))
-        return {"config": config, "params": params, "tokenizer": Tokenizer(os.path.join(model_dir, "vocab.txt")),
-                "history": history, "reused": True, "folder": folder,
-                "png": png if png and os.path.isfile(png) else None}
+        return saved_model(model_dir, png, log)
     os.makedirs(folder, exist_ok=True)
     args = loop_arguments(setting, os.path.join(folder, "run"))
     check_args(args)
@@ -175,4 +197,4 @@ def pretrained_model(documents, setting, root, log=None):
         "pretraining.json": lambda p: _write_json(p, record)})
     drawn = plot_curve(history, png, _curve_title(len(train_docs)))
     return {"config": out["config"], "params": out["weights"], "tokenizer": tok, "history": history,
-            "reused": False, "folder": folder, "png": drawn}
+            "reused": False, "folder": folder, "model_dir": model_dir, "png": drawn}

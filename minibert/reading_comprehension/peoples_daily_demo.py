@@ -3,7 +3,8 @@
     python -m minibert.reading_comprehension --corpus peoples-daily [--seed N] [--quick]
 
 1. Pretraining (peoples_daily_pretrain.py): whole-word MLM on the training documents only, saved as a
-   Hugging Face folder under --pd-cache and reused by every later run with the same --pd-pretrain-* flags.
+   Hugging Face folder under --pd-cache and reused by every later run with the same --pd-pretrain-* flags;
+   or --pd-pretrained DIR, a folder saved elsewhere (peoples_daily_pretrain_gpu.py: longer, on a GPU).
 2. Questions (cloze.py): cloze questions of the training documents to train on, of the held-out
    documents to score; the questions depend on --seed.
 3. Fine-tuning (train.py's examples, UniLM loss and AdamW; by default on a random passage holding the
@@ -55,6 +56,9 @@ def add_arguments(parser):
     g = parser.add_argument_group("People's Daily (--corpus peoples-daily)")
     g.add_argument("--pd-cache", default=None, help="folder of the pretrained models, reused when present "
                    "(default: $XDG_CACHE_HOME/minibert/peoples-daily or ~/.cache/...)")
+    g.add_argument("--pd-pretrained", default=None, metavar="DIR",
+                   help="use this saved model (a Hugging Face folder with vocab.txt, as the pretraining writes) "
+                        "instead of pretraining; the --pd-pretrain-* and model-size flags are then not read")
     g.add_argument("--pd-pretrain-steps", type=in_range(1), default=pretraining.DEFAULTS["steps"],
                    help="whole-word MLM updates of 32 rows of 128 tokens")
     g.add_argument("--pd-pretrain-seed", type=in_range(0), default=0, help="seed of the pretraining")
@@ -223,7 +227,10 @@ def run(args):
     except ModuleNotFoundError as err:                   # said in one line, as a bad flag is
         raise ValueError(f"--corpus peoples-daily: {err}") from None
     setting = pretrain_setting(args, quick)
-    pre = pretraining.pretrained_model(documents, setting, cache)
+    if _get(args, "pd_pretrained", None):
+        pre = pretraining.saved_model(args.pd_pretrained, os.path.join(work, "mlm_accuracy.png"))
+    else:
+        pre = pretraining.pretrained_model(documents, setting, cache)
     tok, config = pre["tokenizer"], pre["config"]
     docs = documents if args.pd_documents is None else documents[:args.pd_documents]
     train_q, _, test_q, test_facts = cloze.cloze_splits(docs, np.random.default_rng(seed),
@@ -269,8 +276,9 @@ def run(args):
           f"F1 {z['f1']:.3f}); baselines: most frequent entity {base['frequency']:.3f}, random entity "
           f"{base['random']:.3f}")
     history = pre["history"]
+    pre_steps = history[-1][0] if history else setting["steps"]
     print(f"pretraining: held-out whole-word MLM accuracy "
-          f"{history[-1][2] if history else float('nan'):.3f} after {setting['steps']} updates")
+          f"{history[-1][2] if history else float('nan'):.3f} after {pre_steps} updates")
     for kind, path in (("MLM accuracy curve", pre["png"]), ("learning curve", png)):
         print(f"{kind}: {path or 'not drawn (matplotlib is not installed)'}")
     _log(f"done in {time.perf_counter() - t_start:.0f} s")
@@ -282,11 +290,11 @@ def run(args):
             "random_baseline_score": r4(base["random"]),
             "pretrain_mlm_accuracy": r4(history[-1][2]) if history else None,
             "pretrain_mlm_accuracy_first": r4(history[0][2]) if history else None,
-            "pretrain_steps": setting["steps"], "finetune_steps": args.pd_finetune_steps,
+            "pretrain_steps": pre_steps, "finetune_steps": args.pd_finetune_steps,
             "train_questions": len(train_q), "test_questions": len(test_q), "curve_questions": len(curve_q),
             "learning_curve": curve, "pretrain_curve": [[h[0], r4(h[2])] for h in history],
             "figures": {"mlm_accuracy": pre["png"], "learning_curve": png}, "pretrained_model":
-                os.path.join(pre["folder"], "model"), "workdir": work}
+                pre["model_dir"], "workdir": work}
 
 
 def build_parser():
