@@ -204,9 +204,13 @@ def test_the_array_module_loop_writes_a_folder_that_fine_tuning_starts_from(tmp_
     assert _gpu_loop(docs, tmp_path / "model", pretraining.settings(**TINY), steps=2)[-1][0] == 2   # rewritten
 
 
-def test_a_saved_model_folder_without_its_vocabulary_is_refused_by_name(tmp_path):
+def test_a_saved_model_folder_without_its_vocabulary_is_refused_by_name(tmp_path, capsys):
     with pytest.raises(ValueError, match="model_dir: .* has no vocab.txt"):
         pretraining.saved_model(str(tmp_path))
+    for folder in (tmp_path, tmp_path / "missing"):                  # before the corpus is read
+        assert demo.main(["--quick", "--pd-pretrained", str(folder), "--workdir", str(tmp_path / "w")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: --pd-pretrained {folder}: "), err
 
 
 @pytest.mark.gpu

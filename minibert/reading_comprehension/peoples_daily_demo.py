@@ -222,14 +222,18 @@ def run(args):
     cache = args.pd_cache or default_cache()
     work = _get(args, "workdir", None) or os.path.join(cache, f"finetune-seed{seed}{'-quick' if quick else ''}")
     os.makedirs(work, exist_ok=True)
+    pre = None
+    if _get(args, "pd_pretrained", None):                # checked before the corpus is read
+        try:
+            pre = pretraining.saved_model(args.pd_pretrained, os.path.join(work, "mlm_accuracy.png"))
+        except (ValueError, OSError) as err:
+            raise ValueError(f"--pd-pretrained {args.pd_pretrained}: {err}") from None
     try:
         documents = load_corpus()
     except ModuleNotFoundError as err:                   # said in one line, as a bad flag is
         raise ValueError(f"--corpus peoples-daily: {err}") from None
     setting = pretrain_setting(args, quick)
-    if _get(args, "pd_pretrained", None):
-        pre = pretraining.saved_model(args.pd_pretrained, os.path.join(work, "mlm_accuracy.png"))
-    else:
+    if pre is None:
         pre = pretraining.pretrained_model(documents, setting, cache)
     tok, config = pre["tokenizer"], pre["config"]
     docs = documents if args.pd_documents is None else documents[:args.pd_documents]
