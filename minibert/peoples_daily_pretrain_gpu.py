@@ -91,8 +91,9 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
     record = {"settings": {**s, "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup,
                            "seed": seed, "array_module": xp.__name__}, "train_documents": len(train_docs),
               "held_out_documents": len(held_docs)}
-    history, stream, t0 = [(0, *evaluate())], batches(train_ids, batch_size, seed, {"epoch": 0, "index": 0}), \
-        time.perf_counter()
+    history = [(0, *evaluate())]
+    stream = batches(train_ids, batch_size, seed, {"epoch": 0, "index": 0})
+    t0 = time.perf_counter()
     print(f"pretraining on {xp.__name__}: {len(train_ids)} rows of {s['maxlen']} tokens, {steps} updates of "
           f"{batch_size} rows; held-out MLM accuracy on {len(eval_ids)} rows", file=log, flush=True)
     for step in range(1, steps + 1):
@@ -105,6 +106,9 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
             history.append((step, *evaluate()))
             print(f"step {step}/{steps}  train loss {float(loss):.3f} acc {float(acc):.3f}  held-out loss "
                   f"{history[-1][1]:.3f} acc {history[-1][2]:.3f}  {time.perf_counter() - t0:.0f} s",
+                  file=log, flush=True)
+        elif step % max(1, steps // 20) == 0:
+            print(f"step {step}/{steps}  train loss {float(loss):.3f}  {time.perf_counter() - t0:.0f} s",
                   file=log, flush=True)
         if step % save_every == 0 or step == steps:
             host = {k: v if xp is np else xp.asnumpy(v) for k, v in params.items()}
