@@ -65,7 +65,7 @@ def loop_arguments(setting, run_dir):
         mask_rate=s["mask_rate"], save_every=s["save_every"], eval_every=s["eval_every"], seed=s["seed"])
 
 
-def _write_json(path, obj):
+def write_json(path, obj):
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
@@ -185,7 +185,7 @@ def pretrained_model(documents, setting, root, log=None):
 
     def keep_curve(step, history):                          # points of this process after earlier ones
         first = history[0][0] if history else step + 1
-        _write_json(curve_path, [h for h in earlier if h[0] < first] + [list(h) for h in history])
+        write_json(curve_path, [h for h in earlier if h[0] < first] + [list(h) for h in history])
 
     out = train(args, log, prepared, wwm_mask, keep_curve)
     first = out["history"][0][0] if out["history"] else out["steps"] + 1
@@ -194,7 +194,7 @@ def pretrained_model(documents, setting, root, log=None):
               "train_documents": len(train_docs), "held_out_documents": len(held_docs)}
     save_pretrained(model_dir, out["config"], out["weights"], extra_files={
         "vocab.txt": lambda p: save_vocab(tok.id_to_token, p),
-        "pretraining.json": lambda p: _write_json(p, record)})
+        "pretraining.json": lambda p: write_json(p, record)})
     drawn = plot_curve(history, png, _curve_title(len(train_docs)))
     return {"config": out["config"], "params": out["weights"], "tokenizer": tok, "history": history,
             "reused": False, "folder": folder, "model_dir": model_dir, "png": drawn}

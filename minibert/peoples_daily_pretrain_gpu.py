@@ -29,6 +29,7 @@ from .model import init_params
 from .optim import AdamW
 from .peoples_daily import load_corpus, split_documents
 from .pretrain_setup import batches, model_config
+from .pretrain_setup import evaluate as held_out_mlm
 from .tokenizer import Tokenizer
 from .vocab import save_vocab
 from .whole_word_masking import corpus_rows, wwm_mask
@@ -80,12 +81,9 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
     opt = AdamW(params, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=min(warmup, steps),
                 total_steps=steps)
     drop = dropout_rng(seed + 1)
-    eval_masked = wwm_mask(eval_ids, eval_words, np.random.default_rng([s["seed"], 10**6]), V, mask_id,
-                           s["mask_rate"])              # pretrain_setup.evaluate's fixed masks
 
-    def evaluate():
-        loss, acc, _, _ = mlm_forward_backward(params, config, *(xp.asarray(a) for a in (
-            *eval_masked, eval_ids, eval_ids != tok.pad_id)))
+    def evaluate():                                     # fixed masks, no dropout
+        loss, acc = held_out_mlm(params, config, tok, (eval_ids, eval_words), s["seed"], s["mask_rate"], wwm_mask)
         return float(loss), float(acc)
 
     record = {"settings": {**s, "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup,
@@ -115,13 +113,8 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
             done = {**record, "done_steps": step, "history": [list(h) for h in history]}
             save_pretrained(out, config, host, extra_files={
                 "vocab.txt": lambda p: save_vocab(tok.id_to_token, p),
-                "pretraining.json": lambda p, d=done: _write(p, d)})
+                "pretraining.json": lambda p, d=done: pretraining.write_json(p, d)})
     return history
-
-
-def _write(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
 
 
 def main(argv=None):

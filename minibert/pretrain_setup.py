@@ -7,6 +7,7 @@ import os
 import tempfile
 
 import numpy as np
+from smoothing import get_xp
 
 from .config import BertConfig
 from .demo_corpus import demo_lines, demo_vocab
@@ -136,9 +137,12 @@ def evaluate(params, config, tok, eval_rows, seed, rate, mask=whole_word_mask):
     """MLM accuracy and loss on the held-out rows with fixed masks (no dropout).
 
     mask: the masking function (mlm.whole_word_mask, or whole_word_masking.wwm_mask), same signature
+    The masks are drawn on the host and the batch moved to the params' array module (NumPy or CuPy).
     """
     token_ids, word_ids = eval_rows
     inputs, is_masked = mask(token_ids, word_ids, np.random.default_rng([seed, 10**6]),
                              config.vocab_size, tok.vocab["[MASK]"], rate)
-    loss, acc, n, _ = mlm_forward_backward(params, config, inputs, is_masked, token_ids, token_ids != tok.pad_id)
+    xp = get_xp(next(iter(params.values())))
+    batch = (xp.asarray(a) for a in (inputs, is_masked, token_ids, token_ids != tok.pad_id))
+    loss, acc, n, _ = mlm_forward_backward(params, config, *batch)
     return loss, acc
