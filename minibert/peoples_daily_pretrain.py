@@ -127,11 +127,13 @@ def plot_curve(history, path, title):
     return path
 
 
-def saved_model(model_dir, png=None, log=None):
+def saved_model(model_dir, png=None, log=None, redraw=False):
     """A saved pretrained model: a Hugging Face folder (config.json, model.safetensors, vocab.txt) and,
-    when present, its pretraining.json (the held-out MLM curve, drawn to png if that is not there yet).
+    when present, its pretraining.json (the held-out MLM curve, drawn to png if that is not there yet,
+    or always with redraw: png may hold another model's curve then).
 
-    returns what pretrained_model returns, with reused True and folder the model folder's parent
+    returns what pretrained_model returns, with reused True, folder the model folder's parent and steps
+    the record's number of updates (None without pretraining.json)
     """
     log = sys.stderr if log is None else log
     model_dir = os.path.abspath(model_dir)
@@ -145,10 +147,14 @@ def saved_model(model_dir, png=None, log=None):
     folder = os.path.dirname(model_dir)
     png = os.path.join(folder, "mlm_accuracy.png") if png is None else png
     print(f"pretrained model reused: {model_dir}", file=log, flush=True)
-    if not os.path.isfile(png) and history:               # saved by a run without matplotlib: draw it now
+    if history and (redraw or not os.path.isfile(png)):   # saved without matplotlib, or png is not this model's
         png = plot_curve(history, png, _curve_title(record.get("train_documents", "?")))
+    elif redraw:                                          # no curve of this model: an older picture is not its
+        png = None
+    # the GPU loop records how far it got (done_steps); the cached pretraining saves only when done
+    steps = record.get("done_steps", record.get("settings", {}).get("steps"))
     return {"config": config, "params": params, "tokenizer": Tokenizer(vocab), "history": history,
-            "reused": True, "folder": folder, "model_dir": model_dir,
+            "reused": True, "folder": folder, "model_dir": model_dir, "steps": steps,
             "png": png if png and os.path.isfile(png) else None}
 
 
@@ -157,7 +163,7 @@ def pretrained_model(documents, setting, root, log=None):
 
     documents: peoples_daily.load_corpus() (setting["documents"] of them are used, None: all)
     returns dict config, params, tokenizer, history [(update, held-out loss, accuracy)], reused (bool),
-    folder, model_dir (folder/model), png (path or None)
+    folder, model_dir (folder/model), steps (pretraining updates), png (path or None)
     """
     log = sys.stderr if log is None else log
     folder = cache_folder(root, setting)
@@ -197,4 +203,4 @@ def pretrained_model(documents, setting, root, log=None):
         "pretraining.json": lambda p: write_json(p, record)})
     drawn = plot_curve(history, png, _curve_title(len(train_docs)))
     return {"config": out["config"], "params": out["weights"], "tokenizer": tok, "history": history,
-            "reused": False, "folder": folder, "model_dir": model_dir, "png": drawn}
+            "reused": False, "folder": folder, "model_dir": model_dir, "steps": setting["steps"], "png": drawn}

@@ -1,7 +1,8 @@
 """The People's Daily pretraining with CuPy arrays: more updates of larger batches, for a GPU.
 
     python -m minibert.peoples_daily_pretrain_gpu OUT [--steps 5000] [--batch-size 128] [--lr 2e-3]
-                                                   [--warmup 1000] [--seed 0] [--numpy]
+                                                   [--warmup 1000] [--seed 0] [--eval-every 500]
+                                                   [--save-every 1000] [--numpy]
 
 The same training rows, character vocabulary, whole-word masks, architecture, held-out rows and AdamW as
 peoples_daily_pretrain.py (its DEFAULTS), in a plain loop whose parameters, gradients and optimizer
@@ -9,13 +10,15 @@ state live on the GPU. OUT becomes a Hugging Face folder (config.json, model.saf
 pretraining.json with the settings and the held-out whole-word MLM curve), rewritten every
 --save-every updates, which the reading-comprehension demo reads with --pd-pretrained OUT.
 
-What differs from peoples_daily_pretrain.py: no cache and no resume (a run is one process); the masks
-and the initial weights come from numpy.random.default_rng(seed), as in pretrain.train, but dropout
-draws come from CuPy's generator (seeded seed + 1), so a GPU run does not repeat a CPU run's numbers.
+What differs from peoples_daily_pretrain.py: no cache and no resume (a run is one process); the initial
+weights and then the masks come from numpy.random.default_rng(seed), but the dropout draws from a
+generator of their own (CuPy's on a GPU, seeded seed + 1), where pretrain.train draws all three from one:
+a run of this loop does not repeat a run of the CPU pretraining's numbers, on NumPy either.
 Without CuPy, or with --numpy, the same loop runs on NumPy (how the tests run it).
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -28,7 +31,7 @@ from .mlm import mlm_forward_backward
 from .model import init_params
 from .optim import AdamW
 from .peoples_daily import load_corpus, split_documents
-from .pretrain_setup import batches, model_config
+from .pretrain_setup import batches, check_args, model_config
 from .pretrain_setup import evaluate as held_out_mlm
 from .tokenizer import Tokenizer
 from .vocab import save_vocab
@@ -51,20 +54,26 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
         save_every=1000, setting=None, numpy_only=False, log=None):
     """Pretrain and save to the folder out; returns the history [(update, held-out loss, accuracy)].
 
-    documents: peoples_daily.load_corpus() (or documents in its format)
+    documents: peoples_daily.load_corpus() (or documents in its format; setting["documents"] of them, None: all)
     setting: peoples_daily_pretrain.settings(...) for the rows, sizes, dropout and mask rate (default: its
              DEFAULTS; steps, batch_size, lr, warmup and seed are this function's arguments)
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every),
-                        ("save_every", save_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 1), ("eval_every", eval_every, 1),
+                               ("save_every", save_every, 1), ("warmup", warmup, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name}: expected an int >= {least}, got {value!r}")
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr: expected a finite number > 0, got {lr!r}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out: {out} exists and is not a folder")
     log = sys.stderr if log is None else log
     s = pretraining.settings() if setting is None else setting
+    check_args(pretraining.loop_arguments(s, None))     # the model's sizes, before any work
     xp, dropout_rng = array_module(numpy_only)
-    train_docs, held_docs = split_documents(documents)
+    docs = documents if s["documents"] is None else documents[:s["documents"]]
+    train_docs, held_docs = split_documents(docs)
     if not train_docs or not held_docs:
-        raise ValueError(f"documents: {len(documents)} documents split into {len(train_docs)} training and "
+        raise ValueError(f"documents: {len(docs)} documents split into {len(train_docs)} training and "
                          f"{len(held_docs)} held-out ones; pretraining needs both")
     if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, "manifest.json")):
         raise ValueError(f"out: {out} holds files of something else; give a new or an earlier run's folder")
@@ -78,8 +87,8 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
 
     rng = np.random.default_rng(seed)                   # initial weights, then masks (as pretrain.train)
     params = {k: xp.asarray(v) for k, v in init_params(config, rng, dtype=np.float32).items()}
-    opt = AdamW(params, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=min(warmup, steps),
-                total_steps=steps)
+    warmup = min(warmup, steps)
+    opt = AdamW(params, lr=lr, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=warmup, total_steps=steps)
     drop = dropout_rng(seed + 1)
 
     def evaluate():                                     # fixed masks, no dropout
@@ -87,7 +96,8 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
         return float(loss), float(acc)
 
     record = {"settings": {**s, "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup,
-                           "seed": seed, "array_module": xp.__name__}, "train_documents": len(train_docs),
+                           "seed": seed, "eval_every": eval_every, "save_every": save_every,
+                           "array_module": xp.__name__}, "train_documents": len(train_docs),
               "held_out_documents": len(held_docs)}
     history = [(0, *evaluate())]
     stream = batches(train_ids, batch_size, seed, {"epoch": 0, "index": 0})

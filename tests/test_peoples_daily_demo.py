@@ -15,8 +15,10 @@ import pytest
 from minibert import peoples_daily as pd
 from minibert import peoples_daily_pretrain as pretraining
 from minibert import peoples_daily_pretrain_gpu as gpu_loop
+from minibert.checkpoint import save_pretrained
 from minibert.reading_comprehension import cloze
 from minibert.reading_comprehension import peoples_daily_demo as demo
+from minibert.vocab import save_vocab
 
 
 def _documents(n=40):
@@ -203,6 +205,42 @@ def test_the_array_module_loop_writes_a_folder_that_fine_tuning_starts_from(tmp_
     with pytest.raises(ValueError, match="out: .* holds files of something else"):
         gpu_loop.run(docs, str(tmp_path), steps=1, setting=pretraining.settings(**TINY))
     assert _gpu_loop(docs, tmp_path / "model", pretraining.settings(**TINY), steps=2)[-1][0] == 2   # rewritten
+    with open(tmp_path / "model" / "pretraining.json", encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["done_steps"] == 2 and [h[0] for h in record["history"]] == [0, 2]
+    assert record["settings"]["eval_every"] == 2 and record["settings"]["save_every"] == 2
+    assert pretraining.saved_model(str(tmp_path / "model"))["steps"] == 2
+
+
+@pytest.mark.parametrize("bad, name", [({"lr": float("nan")}, "lr"), ({"lr": float("inf")}, "lr"), ({"lr": 0.0}, "lr"),
+                                       ({"warmup": -1}, "warmup"), ({"seed": -1}, "seed"), ({"steps": 0}, "steps"),
+                                       ({"eval_every": 1.5}, "eval_every")])
+def test_the_array_module_loop_refuses_bad_arguments_by_name_before_any_work(tmp_path, bad, name):
+    kwargs = dict(dict(steps=2, lr=1e-3, warmup=1, seed=0, eval_every=1), **bad)
+    with pytest.raises(ValueError, match=f"^{name}: "):          # no documents: any later check says "documents"
+        gpu_loop.run([], str(tmp_path / "m"), setting=pretraining.settings(**TINY), **kwargs)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="^out: .* is not a folder"):
+        gpu_loop.run([], str(tmp_path / "file"), setting=pretraining.settings(**TINY))
+
+
+def test_a_named_model_folder_has_its_own_curve_drawn_over_an_older_picture(tmp_path):
+    _gpu_loop(_documents(), tmp_path / "model", pretraining.settings(**TINY))
+    png = tmp_path / "work" / "mlm_accuracy.png"
+    png.parent.mkdir()
+    png.write_bytes(b"another model's curve")
+    kept = pretraining.saved_model(str(tmp_path / "model"), str(png))          # the cache's reuse: kept
+    assert png.read_bytes() == b"another model's curve" and kept["png"] == str(png)
+    pre = pretraining.saved_model(str(tmp_path / "model"), str(png), redraw=True)
+    assert pre["steps"] == 4
+    if importlib.util.find_spec("matplotlib") is None:
+        assert pre["png"] is None
+    else:
+        assert pre["png"] == str(png) and png.read_bytes().startswith(b"\x89PNG")
+    save_pretrained(str(tmp_path / "bare"), pre["config"], pre["params"],    # no curve of its own
+                    extra_files={"vocab.txt": lambda path: save_vocab(pre["tokenizer"].id_to_token, path)})
+    bare = pretraining.saved_model(str(tmp_path / "bare"), str(png), redraw=True)
+    assert bare["png"] is None and bare["history"] == [] and bare["steps"] is None
 
 
 def test_a_saved_model_folder_without_its_vocabulary_is_refused_by_name(tmp_path, capsys):

@@ -225,7 +225,7 @@ def run(args):
     pre = None
     if _get(args, "pd_pretrained", None):                # checked before the corpus is read
         try:
-            pre = pretraining.saved_model(args.pd_pretrained, os.path.join(work, "mlm_accuracy.png"))
+            pre = pretraining.saved_model(args.pd_pretrained, os.path.join(work, "mlm_accuracy.png"), redraw=True)
         except (ValueError, OSError) as err:
             raise ValueError(f"--pd-pretrained {args.pd_pretrained}: {err}") from None
     try:
@@ -280,9 +280,9 @@ def run(args):
           f"F1 {z['f1']:.3f}); baselines: most frequent entity {base['frequency']:.3f}, random entity "
           f"{base['random']:.3f}")
     history = pre["history"]
-    pre_steps = history[-1][0] if history else setting["steps"]
-    print(f"pretraining: held-out whole-word MLM accuracy "
-          f"{history[-1][2] if history else float('nan'):.3f} after {pre_steps} updates")
+    pre_steps = pre["steps"]
+    print(f"pretraining: held-out whole-word MLM accuracy {history[-1][2] if history else float('nan'):.3f} "
+          f"after {'an unknown number of' if pre_steps is None else pre_steps} updates")
     for kind, path in (("MLM accuracy curve", pre["png"]), ("learning curve", png)):
         print(f"{kind}: {path or 'not drawn (matplotlib is not installed)'}")
     _log(f"done in {time.perf_counter() - t_start:.0f} s")
