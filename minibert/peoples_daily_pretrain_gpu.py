@@ -56,7 +56,8 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
 
     documents: peoples_daily.load_corpus() (or documents in its format; setting["documents"] of them, None: all)
     setting: peoples_daily_pretrain.settings(...) for the rows, sizes, dropout and mask rate (default: its
-             DEFAULTS; steps, batch_size, lr, warmup and seed are this function's arguments)
+             DEFAULTS; steps, batch_size, lr, warmup, seed, eval_every and save_every are this function's
+             arguments)
     """
     for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 1), ("eval_every", eval_every, 1),
                                ("save_every", save_every, 1), ("warmup", warmup, 0), ("seed", seed, 0)):
