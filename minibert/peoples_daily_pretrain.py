@@ -103,6 +103,23 @@ def held_out_rows(tok, held_docs, maxlen, n_rows):
     return token_ids[pick], word_ids[pick]
 
 
+def pretraining_documents(documents, setting):
+    """(training documents, held-out documents) of setting["documents"] of them (None: all); both needed."""
+    docs = documents if setting["documents"] is None else documents[:setting["documents"]]
+    train_docs, held_docs = split_documents(docs)
+    if not train_docs or not held_docs:
+        raise ValueError(f"documents: {len(docs)} documents split into {len(train_docs)} training and "
+                         f"{len(held_docs)} held-out ones; pretraining needs both")
+    return train_docs, held_docs
+
+
+def pretraining_rows(tok, train_docs, held_docs, setting):
+    """(train_rows, eval_rows): every training paragraph's rows and setting["eval_rows"] held-out rows,
+    each (token_ids, word_ids)."""
+    train_rows = corpus_rows(tok, [p for d in train_docs for p in d.paragraphs], setting["maxlen"])
+    return train_rows, held_out_rows(tok, held_docs, setting["maxlen"], setting["eval_rows"])
+
+
 def _curve_title(train_documents):
     return f"whole-word MLM on People's Daily, {train_documents} training documents"
 
@@ -174,14 +191,9 @@ def pretrained_model(documents, setting, root, log=None):
     os.makedirs(folder, exist_ok=True)
     args = loop_arguments(setting, os.path.join(folder, "run"))
     check_args(args)
-    docs = documents if setting["documents"] is None else documents[:setting["documents"]]
-    train_docs, held_docs = split_documents(docs)
-    if not train_docs or not held_docs:
-        raise ValueError(f"documents: {len(docs)} documents split into {len(train_docs)} training and "
-                         f"{len(held_docs)} held-out ones; pretraining needs both")
+    train_docs, held_docs = pretraining_documents(documents, setting)
     tok = corpus_tokenizer(train_docs, folder)
-    train_rows = corpus_rows(tok, [p for d in train_docs for p in d.paragraphs], setting["maxlen"])
-    eval_rows = held_out_rows(tok, held_docs, setting["maxlen"], setting["eval_rows"])
+    train_rows, eval_rows = pretraining_rows(tok, train_docs, held_docs, setting)
     print(f"pretraining on {len(train_docs)} training documents ({len(train_rows[0])} rows of "
           f"{setting['maxlen']} tokens, vocabulary {len(tok.id_to_token)}); held-out MLM accuracy on "
           f"{len(eval_rows[0])} rows of {len(held_docs)} held-out documents; in {folder}", file=log, flush=True)

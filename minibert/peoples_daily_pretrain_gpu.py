@@ -30,12 +30,12 @@ from .checkpoint import save_pretrained
 from .mlm import mlm_forward_backward
 from .model import init_params
 from .optim import AdamW
-from .peoples_daily import load_corpus, split_documents
+from .peoples_daily import load_corpus
 from .pretrain_setup import batches, check_args, model_config
 from .pretrain_setup import evaluate as held_out_mlm
 from .tokenizer import Tokenizer
 from .vocab import save_vocab
-from .whole_word_masking import corpus_rows, wwm_mask
+from .whole_word_masking import wwm_mask
 
 
 def array_module(numpy_only=False):
@@ -67,23 +67,19 @@ def run(documents, out, steps=5000, batch_size=128, lr=2e-3, warmup=1000, seed=0
         raise ValueError(f"lr: expected a finite number > 0, got {lr!r}")
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out: {out} exists and is not a folder")
-    log = sys.stderr if log is None else log
-    s = pretraining.settings() if setting is None else setting
-    check_args(pretraining.loop_arguments(s, None))     # the model's sizes, before any work
-    xp, dropout_rng = array_module(numpy_only)
-    docs = documents if s["documents"] is None else documents[:s["documents"]]
-    train_docs, held_docs = split_documents(docs)
-    if not train_docs or not held_docs:
-        raise ValueError(f"documents: {len(docs)} documents split into {len(train_docs)} training and "
-                         f"{len(held_docs)} held-out ones; pretraining needs both")
     if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, "manifest.json")):
         raise ValueError(f"out: {out} holds files of something else; give a new or an earlier run's folder")
+    log = sys.stderr if log is None else log
+    s = pretraining.settings() if setting is None else setting
+    model_args = pretraining.loop_arguments(s, None)
+    check_args(model_args)                              # the model's sizes, before any work
+    xp, dropout_rng = array_module(numpy_only)
+    train_docs, held_docs = pretraining.pretraining_documents(documents, s)
     tok = Tokenizer(pretraining.corpus_tokens(train_docs))
-    train_ids, train_words = corpus_rows(tok, [p for d in train_docs for p in d.paragraphs], s["maxlen"])
-    eval_ids, eval_words = pretraining.held_out_rows(tok, held_docs, s["maxlen"], s["eval_rows"])
+    (train_ids, train_words), (eval_ids, eval_words) = pretraining.pretraining_rows(tok, train_docs, held_docs, s)
     if len(train_ids) < batch_size:
         raise ValueError(f"batch_size: {batch_size} is more than the {len(train_ids)} training rows")
-    config = model_config(pretraining.loop_arguments(s, None), len(tok.id_to_token))
+    config = model_config(model_args, len(tok.id_to_token))
     mask_id, V = tok.vocab["[MASK]"], config.vocab_size
 
     rng = np.random.default_rng(seed)                   # initial weights, then masks (as pretrain.train)
